@@ -1,0 +1,78 @@
+"""Connections with the session settings that make row text identical on every server, and DSN masking."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import psycopg
+from psycopg import sql
+
+from tenantmove.errors import DatabaseUnavailable
+
+# Checksums hash each row's text form, so every session that reads rows must print values the same way
+# whatever the server's own defaults are (time zone, float digits, bytea and interval styles).
+SESSION_SETTINGS: dict[str, str] = {
+    "TimeZone": "UTC",
+    "DateStyle": "ISO, MDY",
+    "IntervalStyle": "postgres",
+    "extra_float_digits": "3",
+    "bytea_output": "hex",
+    "client_encoding": "UTF8",
+}
+
+_PASSWORD_IN_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<pw>[^@\s]*)@", re.I)
+_PASSWORD_IN_KV = re.compile(r"(?P<key>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.I)
+_PASSWORD_IN_QUERY = re.compile(r"(?P<key>[?&]password=)(?P<pw>[^&\s]+)", re.I)
+
+
+def mask_dsn(text: str) -> str:
+    """Replace every password in URLs, key=value DSNs and query strings found in text with ****."""
+    text = _PASSWORD_IN_URL.sub(lambda m: f"{m['scheme']}{m['user']}:****@", text)
+    text = _PASSWORD_IN_KV.sub(lambda m: f"{m['key']}****", text)
+    return _PASSWORD_IN_QUERY.sub(lambda m: f"{m['key']}****", text)
+
+
+async def apply_session_settings(conn: psycopg.AsyncConnection) -> None:
+    for name, value in SESSION_SETTINGS.items():
+        await conn.execute(sql.SQL("SELECT set_config({}, {}, false)").format(name, value))
+
+
+async def connect(dsn: str, *, autocommit: bool = False, application_name: str = "stagesub-migrate"
+                  ) -> psycopg.AsyncConnection:
+    try:
+        conn = await psycopg.AsyncConnection.connect(
+            dsn, autocommit=True, application_name=application_name, connect_timeout=15
+        )
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot connect to {mask_dsn(dsn)}: {mask_dsn(str(exc)).strip()}") from exc
+    await apply_session_settings(conn)
+    await conn.set_autocommit(autocommit)
+    return conn
+
+
+@asynccontextmanager
+async def connection(dsn: str, *, autocommit: bool = False, application_name: str = "stagesub-migrate"
+                     ) -> AsyncIterator[psycopg.AsyncConnection]:
+    conn = await connect(dsn, autocommit=autocommit, application_name=application_name)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+def connect_sync(dsn: str, *, autocommit: bool = False) -> psycopg.Connection:
+    try:
+        conn = psycopg.connect(dsn, autocommit=True, application_name="stagesub-migrate", connect_timeout=15)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot connect to {mask_dsn(dsn)}: {mask_dsn(str(exc)).strip()}") from exc
+    for name, value in SESSION_SETTINGS.items():
+        conn.execute(sql.SQL("SELECT set_config({}, {}, false)").format(name, value))
+    conn.autocommit = autocommit
+    return conn
+
+
+def with_database(dsn: str, dbname: str) -> str:
+    """The same server and credentials, another database."""
+    return psycopg.conninfo.make_conninfo(dsn, dbname=dbname)

@@ -1,0 +1,57 @@
+"""Shared fixtures: real Postgres clusters (embedded 18, and Debian 15 when installed) and fresh databases."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tenantmove.db import with_database
+from tenantmove.pgserver import LocalPostgres, debian_bin_dir
+
+
+def _cluster(tmp_path_factory: pytest.TempPathFactory, name: str, bin_dir: Path | None = None
+             ) -> Iterator[LocalPostgres]:
+    data_dir = tmp_path_factory.mktemp(name) / "data"
+    kwargs = {"bin_dir": bin_dir} if bin_dir else {}
+    server = LocalPostgres(data_dir, **kwargs).start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def pg_shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+    """The 'shared' multi-tenant server."""
+    yield from _cluster(tmp_path_factory, "pg-shared")
+
+
+@pytest.fixture(scope="session")
+def pg_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+    """A second server that plays the dedicated database."""
+    yield from _cluster(tmp_path_factory, "pg-target")
+
+
+@pytest.fixture(scope="session")
+def pg15(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+    """Debian's PostgreSQL 15, for cross-version moves; skipped where it is not installed."""
+    bin_dir = debian_bin_dir(15)
+    if bin_dir is None:
+        pytest.skip("Debian PostgreSQL 15 is not installed (.ci/run installs it)")
+    yield from _cluster(tmp_path_factory, "pg15", bin_dir)
+
+
+def create_database(server: LocalPostgres, prefix: str = "t") -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return with_database(server.dsn(), name)
+
+
+@pytest.fixture
+def new_database() -> Callable[..., str]:
+    """new_database(server) -> DSN of a new empty database on that server."""
+    return create_database
