@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import platformdirs
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
+
+from tenantmove.plan import PlanRules
 
 
 def _default_state_dir() -> Path:
@@ -61,6 +63,10 @@ class Settings(BaseSettings):
     @property
     def archive_root(self) -> Path:
         return self.archive_dir or self.state_dir / "archives"
+
+    def plan_rules(self) -> PlanRules:
+        return PlanRules(tenant_table=self.tenant_table, tenant_column=self.tenant_column,
+                         keep_tables=tuple(self.keep_tables), global_tables=tuple(self.global_tables))
 
     @property
     def embedded_data_dir(self) -> Path:

@@ -1,0 +1,77 @@
+"""Delete the tenant's owned rows from the shared database, in reverse load order, in one transaction."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from tenantmove.errors import IntegrityProblem
+from tenantmove.plan import Plan
+from tenantmove.selection import SelectionBuilder
+
+
+def _delete_key(plan: Plan, table: str) -> tuple[str, ...]:
+    # Without a key the physical row address is the only handle; it is stable inside this transaction
+    # because nothing here updates those rows before deleting them.
+    return plan.catalog.table(table).row_key or ("ctid",)
+
+
+async def delete_tenant_rows(conn: psycopg.AsyncConnection, plan: Plan, tenant: str) -> dict[str, int]:
+    """Delete every owned row of `tenant`; kept, referenced, global rows and other tenants are never touched.
+
+    Every table's key set is taken before the first delete: a row owned from the parent side is known by
+    the rows that reference it, and those are deleted first. Before deleting, any row outside the sets that
+    still references a row inside them stops the cleanup (its ON DELETE action would touch data that is not
+    the tenant's). Runs in one transaction: all or nothing.
+    """
+    builder = SelectionBuilder(plan)
+    params = {"tenant": tenant}
+    deleted: dict[str, int] = {}
+    order = plan.delete_order
+    temp = {name: f"stagesub_del_{i}" for i, name in enumerate(order)}
+    async with conn.transaction():
+        for name in order:
+            key = _delete_key(plan, name)
+            selection = builder.owned_rows(name, columns=key)
+            await conn.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS {}").format(
+                sql.Identifier(temp[name]), selection.query), params)
+        await _refuse_outside_references(conn, plan, temp)
+        for name in order:
+            key = _delete_key(plan, name)
+            match = sql.SQL(" AND ").join(
+                sql.SQL("{} = {}").format(sql.Identifier("x", c), sql.Identifier("d", c)) for c in key)
+            cur = await conn.execute(sql.SQL("DELETE FROM {} x USING {} d WHERE {}").format(
+                sql.Identifier(plan.schema, name), sql.Identifier(temp[name]), match))
+            deleted[name] = cur.rowcount
+    return deleted
+
+
+async def _refuse_outside_references(conn: psycopg.AsyncConnection, plan: Plan, temp: dict[str, str]) -> None:
+    problems = []
+    for parent, parent_temp in temp.items():
+        for fk in plan.catalog.referrers(parent):
+            child = fk.table
+            parent_key = _delete_key(plan, parent)
+            in_parent = sql.SQL(" AND ").join(
+                sql.SQL("{} = {}").format(sql.Identifier("p", rc), sql.Identifier("c", c))
+                for c, rc in zip(fk.columns, fk.ref_columns, strict=True))
+            key_join = sql.SQL(" AND ").join(
+                sql.SQL("{} = {}").format(sql.Identifier("p", k), sql.Identifier("d", k)) for k in parent_key)
+            child_outside = sql.SQL("TRUE")
+            if child in temp:
+                child_key = _delete_key(plan, child)
+                child_outside = sql.SQL("NOT EXISTS (SELECT 1 FROM {} e WHERE {})").format(
+                    sql.Identifier(temp[child]), sql.SQL(" AND ").join(
+                        sql.SQL("{} = {}").format(sql.Identifier("e", k), sql.Identifier("c", k))
+                        for k in child_key))
+            query = sql.SQL(
+                "SELECT c::text FROM {} c JOIN {} p ON {} WHERE EXISTS (SELECT 1 FROM {} d WHERE {}) AND {} LIMIT 5"
+            ).format(sql.Identifier(plan.schema, child), sql.Identifier(plan.schema, parent), in_parent,
+                     sql.Identifier(parent_temp), key_join, child_outside)
+            cur = await conn.execute(query)
+            rows = [r[0] for r in await cur.fetchall()]
+            if rows:
+                problems.append(f"{fk.describe()}: {', '.join(rows)}")
+    if problems:
+        raise IntegrityProblem("rows that are not being deleted still reference the tenant's rows; nothing was "
+                               "deleted: " + "; ".join(problems))

@@ -1,0 +1,1 @@
+"""Tests mirror the packages: engine (tenantmove), reference schema (stagesub), workflows, activities."""
