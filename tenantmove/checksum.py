@@ -1,4 +1,4 @@
-"""Order-independent content checksums of a RowSelection, computed in SQL so source and target compare cheaply."""
+"""Order-independent content checksums of a RowSelection, computed in SQL on the source or the target."""
 
 from __future__ import annotations
 

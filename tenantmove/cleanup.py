@@ -5,6 +5,7 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
+from tenantmove.db import settle
 from tenantmove.errors import IntegrityProblem
 from tenantmove.plan import Plan
 from tenantmove.selection import SelectionBuilder
@@ -29,6 +30,7 @@ async def delete_tenant_rows(conn: psycopg.AsyncConnection, plan: Plan, tenant: 
     deleted: dict[str, int] = {}
     order = plan.delete_order
     temp = {name: f"stagesub_del_{i}" for i, name in enumerate(order)}
+    await settle(conn)
     async with conn.transaction():
         for name in order:
             key = _delete_key(plan, name)

@@ -1,4 +1,4 @@
-"""Stream one table's selected rows between two connections with COPY, binary when both sides agree on types."""
+"""Stream a table's selected rows from one connection to another by COPY, binary when the types agree."""
 
 from __future__ import annotations
 
@@ -96,7 +96,8 @@ async def column_types(conn: AsyncConnection, schema: str, table: str) -> list[C
     params = {"schema": schema, "table": table, "first_unstable": _FIRST_UNSTABLE_OID}
     async with conn.cursor() as cur:
         await cur.execute(sql.SQL(_COLUMN_TYPES), params)
-        return [ColumnType(name, type_name, bool(portable)) for name, type_name, portable in await cur.fetchall()]
+        rows = await cur.fetchall()
+    return [ColumnType(name, type_name, bool(portable)) for name, type_name, portable in rows]
 
 
 async def table_columns(conn: AsyncConnection, schema: str, table: str) -> list[tuple[str, str]]:
@@ -104,13 +105,14 @@ async def table_columns(conn: AsyncConnection, schema: str, table: str) -> list[
     return [(col.name, col.type) for col in await column_types(conn, schema, table)]
 
 
-def _pick(columns: list[ColumnType], wanted: tuple[str, ...], where: str) -> list[ColumnType]:
+def _pick(columns: list[ColumnType], wanted: tuple[str, ...], where: str, table: str) -> list[ColumnType]:
     by_name = {col.name: col for col in columns}
     if not by_name:
-        raise PlanError(f"expected table {where}, found no such table")
+        raise PlanError(f"expected table {where}, found no such table", table=table)
     missing = [name for name in wanted if name not in by_name]
     if missing:
-        raise PlanError(f"expected columns {', '.join(missing)} in {where}, found {', '.join(by_name)}")
+        raise PlanError(f"expected columns {', '.join(missing)} in {where}, found {', '.join(by_name)}",
+                        table=table)
     return [by_name[name] for name in wanted]
 
 
@@ -118,9 +120,9 @@ async def choose_format(src: AsyncConnection, dst: AsyncConnection, selection: R
                         target_schema: str, target_table: str) -> CopyFormat:
     """binary when every selected column has the same type on both sides and a portable binary form."""
     source = _pick(await column_types(src, selection.schema, selection.table), selection.columns,
-                   f"source {selection.schema}.{selection.table}")
+                   f"source {selection.schema}.{selection.table}", selection.table)
     target = _pick(await column_types(dst, target_schema, target_table), selection.columns,
-                   f"target {target_schema}.{target_table}")
+                   f"target {target_schema}.{target_table}", selection.table)
     same = all(s.type == t.type and s.portable and t.portable for s, t in zip(source, target, strict=True))
     return "binary" if same else "text"
 
@@ -182,20 +184,19 @@ async def _merge(src: AsyncConnection, dst: AsyncConnection, selection: RowSelec
     key = selection.key
     # Delete before upserting: a stale row may hold a value of another unique column a source row needs.
     await dst.execute(sql.SQL(
-        "DELETE FROM {target} AS t WHERE ({t_key}) IN (SELECT {s_key} FROM ({scope}) AS s)"
+        "DELETE FROM {target} AS t WHERE ({t_key}) IN (SELECT {s_key} FROM ({scope}) AS s ({names}))"
         " AND NOT EXISTS (SELECT FROM {stage} AS g WHERE ({g_key}) = ({t_key}))"
-    ).format(target=target, t_key=_cols("t", key), s_key=_cols("s", key), scope=scope.query, stage=stage,
-             g_key=_cols("g", key)), dict(scope.params) or None)
+    ).format(target=target, t_key=_cols("t", key), s_key=_cols("s", key), scope=scope.query,
+             names=scope.column_list, stage=stage, g_key=_cols("g", key)), dict(scope.params) or None)
     others = tuple(name for name in selection.columns if name not in key)
+    action: sql.Composable = sql.SQL("DO NOTHING")
     if others:
         # Compare as record text (what the checksum sees) so types without "=" (json, point) work, and
         # unchanged rows are not rewritten.
-        action = sql.SQL("DO UPDATE SET {sets} WHERE ROW({old})::text IS DISTINCT FROM ROW({new})::text").format(
-            sets=sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(n), sql.Identifier("excluded", n))
-                                    for n in others),
-            old=_cols("t", others), new=_cols("excluded", others))
-    else:
-        action = sql.SQL("DO NOTHING")
+        sets = sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(n), sql.Identifier("excluded", n))
+                                  for n in others)
+        action = sql.SQL("DO UPDATE SET {} WHERE ROW({})::text IS DISTINCT FROM ROW({})::text").format(
+            sets, _cols("t", others), _cols("excluded", others))
     # OVERRIDING SYSTEM VALUE: source ids must be kept in GENERATED ALWAYS identity columns.
     await dst.execute(sql.SQL(
         "INSERT INTO {target} AS t ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM {stage}"
@@ -209,9 +210,10 @@ async def _merge(src: AsyncConnection, dst: AsyncConnection, selection: RowSelec
 async def _delete_scope(dst: AsyncConnection, scope: RowSelection, target: sql.Composable) -> None:
     """Without a key a row is known only by its content: delete target rows whose text matches a scope row."""
     await dst.execute(sql.SQL(
-        "DELETE FROM {target} AS t WHERE ROW({t_cols})::text IN (SELECT ROW({s_cols})::text FROM ({scope}) AS s)"
+        "DELETE FROM {target} AS t WHERE ROW({t_cols})::text IN"
+        " (SELECT ROW({s_cols})::text FROM ({scope}) AS s ({names}))"
     ).format(target=target, t_cols=_cols("t", scope.columns), s_cols=_cols("s", scope.columns),
-             scope=scope.query), dict(scope.params) or None)
+             scope=scope.query, names=scope.column_list), dict(scope.params) or None)
 
 
 async def copy_rows(src: AsyncConnection, dst: AsyncConnection, selection: RowSelection, *,

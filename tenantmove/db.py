@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import psycopg
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 
 from tenantmove.errors import DatabaseUnavailable
 
@@ -60,6 +61,13 @@ async def connection(dsn: str, *, autocommit: bool = False, application_name: st
         yield conn
     finally:
         await conn.close()
+
+
+async def settle(conn: psycopg.AsyncConnection) -> None:
+    """End the implicit transaction an earlier statement opened (catalog reads, checksums), so that the next
+    `conn.transaction()` block is a real transaction that commits, not a savepoint inside that one."""
+    if not conn.autocommit and conn.info.transaction_status == TransactionStatus.INTRANS:
+        await conn.commit()
 
 
 def connect_sync(dsn: str, *, autocommit: bool = False) -> psycopg.Connection:

@@ -8,6 +8,7 @@ import psycopg
 
 from tenantmove.checksum import TableChecksum, checksums, read_snapshot
 from tenantmove.copy import CopyResult, copy_rows
+from tenantmove.db import settle
 from tenantmove.errors import ChecksumMismatch
 from tenantmove.plan import Plan
 from tenantmove.rows import RowSelection
@@ -30,10 +31,12 @@ async def copy_tenant(src: psycopg.AsyncConnection, dst: psycopg.AsyncConnection
     table copied again is skipped or repaired (copy_rows is idempotent), so a retry resumes where it stopped.
     """
     results = []
+    await settle(src)
     async with read_snapshot(src):
         for selection in selections(plan, tenant, tables):
             report = (lambda rows, size, name=selection.table: on_progress(name, rows, size)) if on_progress \
                 else None
+            await settle(dst)  # each table commits on its own (copy_rows' block must not be a savepoint)
             results.append(await copy_rows(src, dst, selection, on_progress=report))
     await advance_sequences(dst, plan)
     await dst.commit()

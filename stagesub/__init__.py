@@ -1,0 +1,1 @@
+"""stagesub: the StageSub application's reference Prisma schema and a generator of realistic tenant data."""

@@ -1,0 +1,53 @@
+"""The embedded default: a shared StageSub database on a local Postgres under STATE_DIR, ready to plan."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from stagesub.schema import deploy_reference_schema
+from stagesub.seed import DEFAULT_ORCHESTRAS, seed
+from tenantmove.db import with_database
+from tenantmove.logs import get_logger
+from tenantmove.pgserver import LocalPostgres
+from tenantmove.settings import Settings
+
+EMBEDDED_DATABASE = "stagesub"
+
+
+def embedded_server(settings: Settings) -> LocalPostgres:
+    return LocalPostgres(settings.embedded_data_dir)
+
+
+def ensure_database(server: LocalPostgres, name: str) -> str:
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return with_database(server.dsn(), name)
+
+
+def shared_dsn(settings: Settings) -> str:
+    """SHARED_DATABASE_URL when set; otherwise start (or reuse) the embedded server and its database."""
+    if settings.shared_database_url:
+        return settings.shared_database_url
+    server = embedded_server(settings).start()
+    return ensure_database(server, EMBEDDED_DATABASE)
+
+
+def prepare_embedded(settings: Settings) -> str:
+    """The embedded default, with the reference schema deployed and the demo orchestras seeded once, so a
+    first command on a fresh machine has something to show. A configured database is never touched."""
+    dsn = shared_dsn(settings)
+    if settings.shared_database_url:
+        return dsn
+    log = get_logger(component="embedded")
+    applied = deploy_reference_schema(dsn)
+    if applied:
+        log.info("deployed the StageSub reference schema", migrations=applied)
+    with psycopg.connect(dsn) as conn:
+        tenants = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("Tenant"))).fetchone()
+    if tenants and tenants[0] == 0:
+        counts = seed(dsn, DEFAULT_ORCHESTRAS)
+        log.info("seeded the demo orchestras", tenants=sorted(counts))
+    return dsn
