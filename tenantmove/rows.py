@@ -27,7 +27,7 @@ class RowSelection:
     key: tuple[str, ...] = ()
 
     @property
-    def qualified(self) -> sql.Composed:
+    def qualified(self) -> sql.Identifier:
         return sql.Identifier(self.schema, self.table)
 
     @property

@@ -7,7 +7,7 @@ import pytest
 from psycopg import sql
 
 from tenantmove.checksum import table_checksum
-from tenantmove.copy import choose_format, copy_rows, table_columns
+from tenantmove.copy import CopyResult, choose_format, copy_rows, table_columns
 from tenantmove.db import connection
 from tenantmove.errors import EngineError, PlanError
 from tenantmove.rows import RowSelection
@@ -80,9 +80,9 @@ def create_schema(dsn: str, *, title_type: str = "text", user_type: str = "int",
         if pad:
             # Shift the OIDs of the types created next, as on a real target with its own history.
             conn.execute("CREATE TYPE pad AS (x int); CREATE TYPE pad2 AS ENUM ('x')")
-        conn.execute(sql.SQL(DDL.format(title_type=title_type, user_type=user_type)))  # type: ignore[arg-type]
+        conn.execute(sql.SQL(DDL.format(title_type=title_type, user_type=user_type)))
         if seed:
-            conn.execute(sql.SQL(SEED))  # type: ignore[arg-type]
+            conn.execute(sql.SQL(SEED))
             with conn.cursor() as cur:
                 cur.executemany(
                     "INSERT INTO item (id, tenant_id, parent_id, title, body, doc, at, amount, blob, tags, feel,"
@@ -101,11 +101,11 @@ def target(pg_target, new_database) -> str:
     return create_schema(new_database(pg_target), pad=True)
 
 
-async def copy_tenant(source: str, target: str, tenant: str = "a", **kwargs: object) -> dict[str, object]:
+async def copy_tenant(source: str, target: str, tenant: str = "a") -> dict[str, CopyResult]:
     results = {}
     async with connection(source) as src, connection(target) as dst:
         for table in ORDER:
-            results[table] = await copy_rows(src, dst, selection(table, tenant), **kwargs)  # type: ignore[arg-type]
+            results[table] = await copy_rows(src, dst, selection(table, tenant))
     return results
 
 
