@@ -1,0 +1,1 @@
+"""Benchmarks: each script measures the project against reference approaches in the same run."""
