@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from psycopg import sql
 
 from stagesub import seed_sql
@@ -100,11 +101,12 @@ def _params(spec: OrchestraSpec, vol: _Volumes, seed: int, now: datetime) -> dic
             "nrun": min(spec.running_jobs, vol.njb), **asdict(vol), **seed_sql.WORDS}
 
 
-def _check(conn: Any, orchestras: list[OrchestraSpec]) -> None:
+def _check(conn: psycopg.Connection[Any], orchestras: list[OrchestraSpec]) -> None:
     ids = [spec.tenant_id for spec in orchestras]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"expected distinct tenant ids, found {ids}")
-    if conn.execute(sql.SQL("SELECT to_regclass({})").format('"Tenant"')).fetchone()[0] is None:
+    row = conn.execute(sql.SQL("SELECT to_regclass({}) IS NOT NULL").format('"Tenant"')).fetchone()
+    if not (row and row[0]):
         raise PlanError("expected the stagesub schema (deploy_reference_schema), found no \"Tenant\" table")
     query = sql.SQL("SELECT id FROM {} WHERE id = ANY(%s) ORDER BY id").format(sql.Identifier("Tenant"))
     found = [row[0] for row in conn.execute(query, (ids,))]
@@ -121,7 +123,11 @@ def seed(dsn: str, orchestras: list[OrchestraSpec] | tuple[OrchestraSpec, ...], 
     md5(seed:tenant:table:n). `now` anchors the relative timestamps ("sent in the last month", "seen five
     minutes ago"); it defaults to the current time, so pass it to reproduce a database byte for byte.
     """
-    specs = list(orchestras)
+    return _seed(dsn, list(orchestras), seed, now)
+
+
+def _seed(dsn: str, specs: list[OrchestraSpec], seed_value: int, now: datetime | None
+          ) -> dict[str, dict[str, int]]:
     anchor = now or datetime.now(UTC)
     if anchor.tzinfo is None:
         raise ConfigError(f"expected an aware datetime for now, found {anchor.isoformat()}")
@@ -134,7 +140,7 @@ def seed(dsn: str, orchestras: list[OrchestraSpec] | tuple[OrchestraSpec, ...], 
         conn.execute(seed_sql.GLOBAL_BACKUPS, {"now": anchor})
         for spec, vol in plans:
             conn.execute(sql.SQL("DROP TABLE IF EXISTS seed_params"))
-            params = _params(spec, vol, seed, anchor)
+            params = _params(spec, vol, seed_value, anchor)
             conn.execute(seed_sql.PARAMS_TABLE, params)
             counts: dict[str, int] = {}
             for table, statement in seed_sql.STATEMENTS:
@@ -155,7 +161,7 @@ def seed_for_bench(dsn: str, large_rows: int, *, tenant_id: str = "bench-large",
     specs = [OrchestraSpec(tenant_id, "Bench Large Philharmonic", "large", total_rows=large_rows)]
     if neighbours:
         specs.extend(DEFAULT_ORCHESTRAS)
-    return seed(dsn, specs, seed=seed, now=now)
+    return _seed(dsn, specs, seed, now)
 
 
 def planned_rows(spec: OrchestraSpec) -> dict[str, int]:

@@ -59,7 +59,9 @@ WORDS: dict[str, list[str | None]] = {
 }
 
 # One row of per-tenant parameters that every statement joins. toast_tuple_target keeps the word lists
-# inline and uncompressed; toasted, they were fetched again for every generated row.
+# inline and uncompressed (toasted, they were fetched again for every generated row) while `big`, the
+# 100 KB+ text body (hex lines, which TOAST cannot compress away), goes out of line and is read only
+# by the few rows that use it.
 PARAMS_TABLE: LiteralString = """
 CREATE TEMP TABLE seed_params WITH (toast_tuple_target = 8160) AS SELECT
     %(t)s::text AS t, %(name)s::text AS name, %(plan)s::text AS plan, %(s)s::int AS s,
@@ -71,7 +73,10 @@ CREATE TEMP TABLE seed_params WITH (toast_tuple_target = 8160) AS SELECT
     %(fn)s::text[] AS fn, %(ln)s::text[] AS ln, %(notes)s::text[] AS notes, %(instr)s::text[] AS instr,
     %(posn)s::text[] AS posn, %(pnames)s::text[] AS pnames, %(venues)s::text[] AS venues,
     %(tz)s::text[] AS tz, %(tags)s::text[] AS tags, %(files)s::text[] AS files, %(mimes)s::text[] AS mimes,
-    %(subjects)s::text[] AS subjects, %(bodies)s::text[] AS bodies, %(tnames)s::text[] AS tnames
+    %(subjects)s::text[] AS subjects, %(bodies)s::text[] AS bodies, %(tnames)s::text[] AS tnames,
+    (SELECT string_agg(md5(i::text) || ' ' || (%(bodies)s::text[])[1 + mod(i, cardinality(%(bodies)s::text[]))],
+                       chr(10))
+     FROM generate_series(1, 1500) i) AS big
 """
 
 # Whole-database backups belong to no tenant (tenantId NULL): a move must leave them where they are.
@@ -82,11 +87,6 @@ SELECT ':shared:-bak-' || lpad(g::text, 6, '0'), NULL, 'full-cluster', 400000000
 FROM generate_series(1, 3) g
 ON CONFLICT (id) DO NOTHING
 """
-
-# The text bodies of 100 KB and more (hex lines do not compress away in TOAST), built once per statement.
-_BIG: LiteralString = """big AS MATERIALIZED (
-    SELECT string_agg(md5(i::text) || ' ' || p.bodies[1 + mod(i, cardinality(p.bodies))], chr(10)) AS body
-    FROM seed_params p, generate_series(1, 1500) i)"""
 
 STATEMENTS: tuple[tuple[str, LiteralString], ...] = (
     ("Tenant", """
@@ -156,7 +156,7 @@ FROM seed_params p, generate_series(1, p.nrl * p.nrk) g"""),
 INSERT INTO "Project" (id, "tenantId", name, status, "startDate", "endDate", metadata, "createdAt", "updatedAt")
 SELECT pg_temp.id(p.t, 'prj', g), p.t, pg_temp.pick(p.pnames, x.h, 0) || ' ' || g, x.st::"ProjectStatus",
        d.sd, d.sd + make_interval(days => 1 + pg_temp.r(x.h, 1, 10)::int, mins => pg_temp.r(x.h, 2, 600)::int),
-       CASE WHEN mod(g, 9) = 0 THEN NULL ELSE jsonb_build_object(
+       CASE WHEN mod(g, 9) = 5 THEN NULL ELSE jsonb_build_object(
            'venue', jsonb_build_object('name', pg_temp.pick(p.venues, x.h, 3), 'capacity', 300 + pg_temp.r(x.h, 0, 2500),
                                        'geo', jsonb_build_array(pg_temp.r(x.h, 1, 180000) / 1000.0 - 90,
                                                                 pg_temp.r(x.h, 2, 360000) / 1000.0 - 180)),
@@ -186,17 +186,17 @@ INSERT INTO "ProjectNeed" (id, "projectId", "positionId", quantity, "createdAt")
 SELECT pg_temp.id(p.t, 'pnd', g), pg_temp.id(p.t, 'prj', (g - 1) / p.nnp + 1),
        pg_temp.id(p.t, 'pos', pg_temp.r(x.h, 0, p.npo) + 1), 1 + pg_temp.r(x.h, 1, 4), p.nowu - interval '300 days'
 FROM seed_params p, LATERAL (SELECT g, pg_temp.h(p.s, p.t, 'pnd', g) AS h FROM generate_series(1, p.npr * p.nnp) g OFFSET 0) x"""),
-    # Every 17th file is over 4 GB: sizes that do not fit a 32-bit integer.
+    # Every 17th file (the first one included) is over 4 GB: sizes that do not fit a 32-bit integer.
     ("ProjectNeedFile", """
 INSERT INTO "ProjectNeedFile" (id, "projectNeedId", "fileName", "mimeType", size, "storageKey", "createdAt")
 SELECT pg_temp.id(p.t, 'pnf', g), pg_temp.id(p.t, 'pnd', mod(g - 1, p.npr * p.nnp) + 1), pg_temp.pick(p.files, x.h, 0),
-       pg_temp.pick(p.mimes, x.h, 1), CASE WHEN mod(g, 17) = 0 THEN 5000000000 ELSE 1000 END + pg_temp.r(x.h, 2, 9000000),
+       pg_temp.pick(p.mimes, x.h, 1), CASE WHEN mod(g, 17) = 1 THEN 5000000000 ELSE 1000 END + pg_temp.r(x.h, 2, 9000000),
        'tenants/' || p.t || '/needs/' || g || '/' || pg_temp.pick(p.files, x.h, 0), p.nowu - interval '200 days'
 FROM seed_params p, LATERAL (SELECT g, pg_temp.h(p.s, p.t, 'pnf', g) AS h FROM generate_series(1, p.nnf) g OFFSET 0) x"""),
     ("ProjectFile", """
 INSERT INTO "ProjectFile" (id, "projectId", "fileName", "mimeType", size, "storageKey", "createdAt")
 SELECT pg_temp.id(p.t, 'pfl', g), pg_temp.id(p.t, 'prj', mod(g - 1, p.npr) + 1), pg_temp.pick(p.files, x.h, 0),
-       pg_temp.pick(p.mimes, x.h, 1), CASE WHEN mod(g, 17) = 0 THEN 5000000000 ELSE 1000 END + pg_temp.r(x.h, 2, 9000000),
+       pg_temp.pick(p.mimes, x.h, 1), CASE WHEN mod(g, 17) = 1 THEN 5000000000 ELSE 1000 END + pg_temp.r(x.h, 2, 9000000),
        'tenants/' || p.t || '/projects/' || g, p.nowu - interval '200 days'
 FROM seed_params p, LATERAL (SELECT g, pg_temp.h(p.s, p.t, 'pfl', g) AS h FROM generate_series(1, p.npf) g OFFSET 0) x"""),
     # Requests of active projects were sent in the last 28 days; pending, expired and cancelled ones have
@@ -226,35 +226,33 @@ FROM seed_params p CROSS JOIN generate_series(1, p.npr * p.nnp * p.nrq) g JOIN "
     # Message g belongs to request ((g - 1) mod requests) + 1, later rounds being daily reminders; every 10th
     # is a newsletter with no request, every 20th also with no musician. Messages 1-3 carry 100 KB+ bodies.
     ("CommunicationLog", """
-WITH """ + _BIG + """
 INSERT INTO "CommunicationLog" (id, "tenantId", "requestId", "musicianId", channel, subject, body, metadata,
                                 "createdAt")
 SELECT pg_temp.id(p.t, 'com', g), p.t, r.id,
        CASE WHEN r.id IS NOT NULL THEN r."musicianId" WHEN mod(g, 20) = 0 THEN NULL
             ELSE pg_temp.id(p.t, 'mus', pg_temp.r(x.h, 0, p.nmu) + 1) END,
        x.ch::"CommunicationChannel", CASE WHEN x.ch = 'sms' THEN NULL ELSE pg_temp.pick(p.subjects, x.h, 1) END,
-       CASE WHEN g <= 3 THEN big.body || ' #' || g ELSE pg_temp.pick(p.bodies, x.h, 2) || ' #' || g END,
+       CASE WHEN g <= 3 THEN p.big || ' #' || g ELSE pg_temp.pick(p.bodies, x.h, 2) || ' #' || g END,
        CASE WHEN mod(g, 7) = 0 THEN NULL ELSE jsonb_build_object(
            'provider', CASE x.ch WHEN 'sms' THEN 'twilio' ELSE 'postmark' END, 'messageId', x.h,
            'delivery', jsonb_build_object('attempts', 1 + pg_temp.r(x.h, 2, 3), 'bounced', NULL,
                                           'tz', pg_temp.pick(p.tz, x.h, 3))) END,
        COALESCE((r."sentAt" AT TIME ZONE 'UTC') + make_interval(days => ((g - 1) / (p.npr * p.nnp * p.nrq))::int),
                 p.nowu - make_interval(mins => pg_temp.r(x.h, 3, 1051200)::int))
-FROM seed_params p CROSS JOIN big
+FROM seed_params p
 CROSS JOIN LATERAL (SELECT g, h, CASE WHEN pg_temp.r(h, 1, 4) = 0 THEN 'sms' ELSE 'email' END AS ch,
                            CASE WHEN mod(g, 10) <> 0 THEN mod(g - 1, p.npr * p.nnp * p.nrq) + 1 END AS rq
                     FROM (SELECT g, pg_temp.h(p.s, p.t, 'com', g) AS h FROM generate_series(1, p.ncl) g OFFSET 0) s) x
 LEFT JOIN "Request" r ON r.id = pg_temp.id(p.t, 'req', x.rq)"""),
     ("EmailTemplate", """
-WITH """ + _BIG + """
 INSERT INTO "EmailTemplate" (id, "tenantId", name, subject, body, "createdAt", "updatedAt")
 SELECT pg_temp.id(p.t, 'tpl', g), p.t,
        p.tnames[1 + mod(g - 1, cardinality(p.tnames))]
        || CASE WHEN g > cardinality(p.tnames) THEN ' v' || ((g - 1) / cardinality(p.tnames) + 1) ELSE '' END,
        pg_temp.pick(p.subjects, pg_temp.h(p.s, p.t, 'tpl', g), 0),
-       CASE WHEN g = 1 THEN big.body ELSE pg_temp.pick(p.bodies, pg_temp.h(p.s, p.t, 'tpl', g), 1) END,
+       CASE WHEN g = 1 THEN p.big ELSE pg_temp.pick(p.bodies, pg_temp.h(p.s, p.t, 'tpl', g), 1) END,
        p.nowu - interval '2 years', p.nowu - make_interval(days => g)
-FROM seed_params p CROSS JOIN big CROSS JOIN generate_series(1, p.net) g"""),
+FROM seed_params p CROSS JOIN generate_series(1, p.net) g"""),
     # entityId names rows that may not exist (deleted since): AuditLog keeps ids, not references.
     ("AuditLog", """
 INSERT INTO "AuditLog" (id, "tenantId", "userId", action, entity, "entityId", changes, "createdAt")
