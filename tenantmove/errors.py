@@ -9,9 +9,15 @@
     │   ├── TenantStateError         tenant not in the state the step needs (already dedicated ...)
     │   ├── IntegrityProblem         rows claimed by two tenants, references across tenants
     │   ├── ChecksumMismatch         source and target rows differ
-    │   └── ArchiveError             archive missing, unreadable, or not matching its manifest
+    │   ├── SchemaMismatch           the dedicated schema differs from the shared one
+    │   ├── ArchiveError             archive missing, unreadable, or not matching its manifest
+    │   ├── SecretMissing            no secret stored under that reference
+    │   ├── PrecheckFailed           the tenant is busy or unsafe to move now (.findings)
+    │   ├── PostCheckFailed          the dedicated database fails the post-migration smoke tests
+    │   └── ProviderError            the database provider refused a step (objects depend on a role ...)
     └── TransientError               the same call may succeed later
-        └── DatabaseUnavailable      connection refused or dropped
+        ├── DatabaseUnavailable      connection refused or dropped
+        └── NotificationFailed       a notifier could not deliver (webhook non-2xx, transport error)
 
 Activities turn PermanentError into ApplicationError(type=<class name>, non_retryable=True); messages are
 lower case and say what was expected and what was found.
@@ -80,3 +86,33 @@ class TransientError(EngineError):
 
 class DatabaseUnavailable(TransientError):
     pass
+
+
+class SecretMissing(PermanentError):
+    pass
+
+
+class PrecheckFailed(PermanentError):
+    def __init__(self, message: str, *, findings: list[str] | None = None, **fields: str | None) -> None:
+        super().__init__(message, **fields)
+        self.findings = findings or []
+
+
+class PostCheckFailed(PermanentError):
+    pass
+
+
+class NotificationFailed(TransientError):
+    pass
+
+
+class ProviderError(PermanentError):
+    pass
+
+
+class SchemaMismatch(PermanentError):
+    """The dedicated database's schema differs from the shared one after deployment."""
+
+    def __init__(self, message: str, *, differences: list[str] | None = None, **fields: str | None) -> None:
+        super().__init__(message, **fields)
+        self.differences = differences or []

@@ -10,6 +10,21 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tenantmove.plan import PlanRules
+from tenantmove.precheck import PrecheckRules
+from tenantmove.tenant_state import AuditSpec, TenantColumns
+
+# The guide's figures for a migration request (and its automatic triggers), for StageSub's schema.
+STAGESUB_STATS: dict[str, str] = {
+    "musicians": 'SELECT count(*) FROM "Musician" WHERE "tenantId" = %(tenant)s',
+    "active_projects": 'SELECT count(*) FROM "Project" WHERE "tenantId" = %(tenant)s AND status = \'active\'',
+    "monthly_requests": 'SELECT count(*) FROM "Request" r JOIN "ProjectNeed" n ON n.id = r."projectNeedId" '
+                        'JOIN "Project" p ON p.id = n."projectId" WHERE p."tenantId" = %(tenant)s '
+                        "AND r.\"createdAt\" > now() - interval '30 days'",
+}
+
+
+_PRECHECK = PrecheckRules()
+_COLUMNS = TenantColumns()
 
 
 def _default_state_dir() -> Path:
@@ -54,6 +69,72 @@ class Settings(BaseSettings):
     state_dir: Path = Field(default_factory=_default_state_dir, description="embedded Postgres, secrets")
     archive_dir: Path | None = Field(default=None, description="export archives; default STATE_DIR/archives")
     log_format: str = Field(default="auto", description="auto | console | json")
+    temporal_address: str = Field(default="localhost:7233", description="Temporal frontend host:port")
+    temporal_namespace: str = Field(default="default", description="Temporal namespace")
+    stats_queries: dict[str, str] = Field(
+        default_factory=lambda: dict(STAGESUB_STATS),
+        description="JSON object: name -> SQL returning one number for %(tenant)s; shown with each request",
+    )
+    postgres_admin_url: str | None = Field(
+        default=None,
+        description="admin DSN (CREATEROLE, CREATEDB) of the Postgres server that hosts dedicated databases for "
+                    "the postgres provider; unset = the embedded 'dedicated' server",
+    )
+    notify_webhook_url: str | None = Field(
+        default=None, description="URL that receives every notification as a JSON POST; unset = log only")
+    prisma_migrations_dir: Path | None = Field(
+        default=None, description="Prisma migrations folder checked against the shared _prisma_migrations; "
+                                  "unset = StageSub's prisma/migrations")
+    advance_notice_days: float = Field(default=7, description="days between announcing a migration and its start")
+    approval_timeout_hours: float = Field(default=72, description="hours to wait for approval before giving up")
+    cleanup_grace_hours: float = Field(
+        default=0, description="hours between the switch and deleting the tenant's rows from the shared database")
+    precheck_active_minutes: int = Field(
+        default=_PRECHECK.active_minutes, description="a user seen within this many minutes counts as active")
+    precheck_max_active_users: int | None = Field(
+        default=_PRECHECK.max_active_users, description="most active users a migration may start with; empty = no limit")
+    precheck_max_running_jobs: int | None = Field(
+        default=_PRECHECK.max_running_jobs, description="most running background jobs; empty = no limit")
+    precheck_max_pending_requests: int | None = Field(
+        default=_PRECHECK.max_pending_requests, description="most pending requests; empty = no limit")
+    precheck_max_tenant_bytes: int | None = Field(
+        default=_PRECHECK.max_tenant_bytes, description="largest tenant (bytes of its rows); empty = no limit")
+    precheck_max_backup_age_hours: float | None = Field(
+        default=_PRECHECK.max_backup_age_hours, description="oldest acceptable last backup; empty = no limit")
+    tenant_type_column: str = Field(default=_COLUMNS.database_type,
+                                    description="tenant table column: 'shared' or 'dedicated'")
+    tenant_url_column: str = Field(default=_COLUMNS.database_url,
+                                   description="tenant table column: the dedicated database's URL")
+    tenant_migrated_column: str = Field(default=_COLUMNS.migrated_at,
+                                        description="tenant table column: when the tenant moved")
+    tenant_maintenance_column: str = Field(default=_COLUMNS.maintenance,
+                                           description="tenant table column: maintenance mode on/off")
+    audit_table: str = Field(default=AuditSpec.table,
+                             description="table that receives an audit row per switch; empty = no audit rows")
+
+    @field_validator("precheck_max_active_users", "precheck_max_running_jobs", "precheck_max_pending_requests",
+                     "precheck_max_tenant_bytes", "precheck_max_backup_age_hours", mode="before")
+    @classmethod
+    def _no_limit(cls, value: object) -> object:
+        # An empty variable (or none/off) is how a shell says "no limit".
+        if isinstance(value, str) and value.strip().lower() in ("", "none", "off"):
+            return None
+        return value
+
+    def precheck_rules(self) -> PrecheckRules:
+        return PrecheckRules(
+            active_minutes=self.precheck_active_minutes, max_active_users=self.precheck_max_active_users,
+            max_running_jobs=self.precheck_max_running_jobs,
+            max_pending_requests=self.precheck_max_pending_requests,
+            max_tenant_bytes=self.precheck_max_tenant_bytes,
+            max_backup_age_hours=self.precheck_max_backup_age_hours)
+
+    def tenant_columns(self) -> TenantColumns:
+        return TenantColumns(database_type=self.tenant_type_column, database_url=self.tenant_url_column,
+                             migrated_at=self.tenant_migrated_column, maintenance=self.tenant_maintenance_column)
+
+    def audit_spec(self) -> AuditSpec | None:
+        return AuditSpec(table=self.audit_table) if self.audit_table else None
 
     @field_validator("keep_tables", "global_tables", mode="before")
     @classmethod

@@ -1,0 +1,216 @@
+"""Dedicated databases as a login role plus a database it owns, on a Postgres server reached by an admin DSN."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import unicodedata
+from secrets import token_urlsafe
+from urllib.parse import quote
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from tenantmove.db import connect, mask_dsn
+from tenantmove.errors import ConfigError, DatabaseUnavailable, ProviderError
+from tenantmove.providers.base import DatabaseProvider, DedicatedDatabase
+from tenantmove.secrets import SecretStore
+
+MAX_NAME_BYTES = 63  # NAMEDATALEN - 1: Postgres silently truncates longer identifiers
+_PREFIX = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
+_ROLE_OPTIONS = sql.SQL("LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS")
+
+
+def _check_prefix(prefix: str) -> str:
+    if not _PREFIX.fullmatch(prefix) or prefix.startswith("pg_"):
+        raise ConfigError(f"expected a name prefix of lower-case letters, digits and _ (at most 41, not "
+                          f"starting with pg_), found {prefix!r}")
+    return prefix
+
+
+def database_name(tenant: str, prefix: str = "tenant_") -> str:
+    """prefix + ASCII slug of the tenant id + _ + 8 hex of sha256(tenant): readable, deterministic, <= 63 bytes.
+
+    The hash keeps ids apart that slug alike ("O'Brien" and "o-brien"); the slug only helps people.
+    """
+    _check_prefix(prefix)
+    digest = hashlib.sha256(tenant.encode("utf-8")).hexdigest()[:8]
+    plain = unicodedata.normalize("NFKD", tenant).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "_", plain.lower()).strip("_")
+    slug = slug[: MAX_NAME_BYTES - len(prefix) - 1 - len(digest)].rstrip("_")
+    return f"{prefix}{slug}_{digest}" if slug else f"{prefix}{digest}"
+
+
+def scram_verifier(password: str, *, iterations: int = 4096) -> str:
+    """The SCRAM-SHA-256 verifier Postgres stores for password (RFC 5802/7677, as libpq's
+    PQencryptPasswordConn builds it): sent instead of the password, so the plain password never reaches
+    the server's statement log or pg_stat_statements. Callers pass ASCII passwords, for which SASLprep is
+    the identity."""
+    salt = os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode("ascii")
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big", signed=True)
+
+
+def _url_host(host: str) -> str:
+    if host.startswith("/"):
+        return quote(host, safe="")  # a socket directory: percent-encoded, as libpq's URI parser expects
+    return f"[{host}]" if ":" in host else host
+
+
+class PostgresProvider(DatabaseProvider):
+    """Each tenant gets a LOGIN role (no superuser, createdb, createrole or inherit) and a database that role
+    owns, closed to PUBLIC. Database and role share one name, which is also the provider id."""
+
+    kind = "postgres"
+
+    def __init__(self, admin_dsn: str, secrets: SecretStore, *, prefix: str = "tenant_") -> None:
+        self.admin_dsn = admin_dsn
+        self.secrets = secrets
+        self.prefix = _check_prefix(prefix)
+        self._sslmode = conninfo_to_dict(admin_dsn).get("sslmode")
+
+    def name(self, tenant: str) -> str:
+        return database_name(tenant, self.prefix)
+
+    @staticmethod
+    def secret_ref(name: str) -> str:
+        return f"dsn/{name}"
+
+    def _describe(self, conn: psycopg.AsyncConnection, name: str) -> DedicatedDatabase:
+        return DedicatedDatabase(kind=self.kind, provider_id=name, database=name, role=name,
+                                 host=conn.info.host, port=int(conn.info.port), secret_ref=self.secret_ref(name))
+
+    def _dsn_for(self, db: DedicatedDatabase, password: str) -> str:
+        query = f"?sslmode={quote(str(self._sslmode))}" if self._sslmode else ""
+        return (f"postgresql://{quote(db.role, safe='')}:{quote(password, safe='')}@{_url_host(db.host)}:"
+                f"{db.port}/{quote(db.database, safe='')}{query}")
+
+    def _secret_matches(self, db: DedicatedDatabase) -> bool:
+        """A stored DSN still names this role, database and server (the admin DSN may have moved)."""
+        if not self.secrets.exists(db.secret_ref):
+            return False
+        stored = conninfo_to_dict(self.secrets.get(db.secret_ref))
+        return (stored.get("user"), stored.get("dbname"), stored.get("host"), str(stored.get("port"))) == (
+            db.role, db.database, db.host, str(db.port))
+
+    async def _admin(self) -> psycopg.AsyncConnection:
+        return await connect(self.admin_dsn, autocommit=True, application_name="stagesub-migrate-provider")
+
+    async def _exists(self, conn: psycopg.AsyncConnection, name: str) -> tuple[bool, bool]:
+        cur = await conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = %(n)s), "
+            "EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %(n)s)", {"n": name})
+        row = await cur.fetchone()
+        assert row is not None
+        return bool(row[0]), bool(row[1])
+
+    async def create(self, tenant: str) -> DedicatedDatabase:
+        name = self.name(tenant)
+        conn = await self._admin()
+        try:
+            # Two attempts for one tenant (a retry racing a slow first try) take turns, so neither sees the
+            # other's half-made role.
+            await conn.execute("SELECT pg_advisory_lock(%s)", (_lock_key(name),))
+            db = self._describe(conn, name)
+            has_db, has_role = await self._exists(conn, name)
+            role = sql.Identifier(name)
+            password = None
+            if not has_role:
+                password = token_urlsafe(24)
+                await _ddl(conn, sql.SQL("CREATE ROLE {} WITH {} PASSWORD {}").format(
+                    role, _ROLE_OPTIONS, sql.Literal(scram_verifier(password))), tenant)
+            else:
+                await _ddl(conn, sql.SQL("ALTER ROLE {} WITH {}").format(role, _ROLE_OPTIONS), tenant)
+                if not self._secret_matches(db):
+                    # A crash between CREATE ROLE and storing the DSN lost the only copy of the password.
+                    password = token_urlsafe(24)
+                    await _ddl(conn, sql.SQL("ALTER ROLE {} WITH PASSWORD {}").format(
+                        role, sql.Literal(scram_verifier(password))), tenant)
+            await self._own_role(conn, role, tenant)
+            ident = sql.Identifier(name)
+            if not has_db:
+                await _ddl(conn, sql.SQL("CREATE DATABASE {} OWNER {}").format(ident, role), tenant)
+            else:
+                await _ddl(conn, sql.SQL("ALTER DATABASE {} OWNER TO {}").format(ident, role), tenant)
+            await _ddl(conn, sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(ident), tenant)
+            await _ddl(conn, sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(ident, role), tenant)
+            if password is not None:
+                self.secrets.put(db.secret_ref, self._dsn_for(db, password))
+            return db
+        finally:
+            await conn.close()
+
+    async def _own_role(self, conn: psycopg.AsyncConnection, role: sql.Identifier, tenant: str) -> None:
+        """A non-superuser admin (managed services) must be a member of a role to create a database it owns
+        and to drop it later; PG16 no longer gives a CREATEROLE user that membership implicitly."""
+        cur = await conn.execute("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user")
+        row = await cur.fetchone()
+        if row is not None and not row[0]:
+            await _ddl(conn, sql.SQL("GRANT {} TO CURRENT_USER").format(role), tenant)
+
+    async def find(self, tenant: str) -> DedicatedDatabase | None:
+        name = self.name(tenant)
+        conn = await self._admin()
+        try:
+            has_db, _ = await self._exists(conn, name)
+            return self._describe(conn, name) if has_db else None
+        finally:
+            await conn.close()
+
+    async def delete(self, provider_id: str) -> bool:
+        self._check_provider_id(provider_id)
+        conn = await self._admin()
+        try:
+            has_db, has_role = await self._exists(conn, provider_id)
+            had_secret = self.secrets.exists(self.secret_ref(provider_id))
+            ident = sql.Identifier(provider_id)
+            if has_db:
+                await conn.execute(
+                    "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_catalog.pg_backend_pid()", (provider_id,))
+                force = sql.SQL(" WITH (FORCE)") if conn.info.server_version >= 130000 else sql.SQL("")
+                await _ddl(conn, sql.SQL("DROP DATABASE IF EXISTS {}{}").format(ident, force), None)
+            if has_role:
+                await _ddl(conn, sql.SQL("DROP ROLE IF EXISTS {}").format(ident), None)
+            self.secrets.delete(self.secret_ref(provider_id))
+            return has_db or has_role or had_secret
+        finally:
+            await conn.close()
+
+    def _check_provider_id(self, provider_id: str) -> None:
+        # A typo or a tampered payload must never drop `postgres` or another application's database.
+        pattern = re.escape(self.prefix) + r"(?:[a-z0-9_]*_)?[0-9a-f]{8}"
+        if not re.fullmatch(pattern, provider_id) or len(provider_id) > MAX_NAME_BYTES:
+            raise ConfigError(f"expected a provider id made by this provider ({self.prefix}<slug>_<8 hex>), "
+                              f"found {provider_id!r}")
+
+    def dsn(self, db: DedicatedDatabase) -> str:
+        return self.secrets.get(db.secret_ref)
+
+
+async def _ddl(conn: psycopg.AsyncConnection, statement: sql.Composed, tenant: str | None) -> None:
+    try:
+        await conn.execute(statement)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"provider statement failed: {mask_dsn(str(exc)).strip()}",
+                                  tenant=tenant) from exc
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise ConfigError(f"expected the admin role to create roles and databases, found: {str(exc).strip()}",
+                          tenant=tenant) from exc
+    except psycopg.Error as exc:
+        raise ProviderError(f"provider statement failed: {str(exc).strip()}", tenant=tenant) from exc
