@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -26,9 +26,11 @@ def mask_event(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMappi
     return event
 
 
-def configure(log_format: str = "auto", level: int = logging.INFO) -> None:
-    """log_format: auto (console when stderr is a terminal, JSON otherwise), console, or json."""
-    use_console = sys.stderr.isatty() if log_format == "auto" else log_format == "console"
+def configure(log_format: str = "auto", level: int = logging.INFO, stream: TextIO | None = None) -> None:
+    """log_format: auto (console when the stream is a terminal, JSON otherwise), console, or json.
+    The stream defaults to stderr; tests pass their own to scan every line for secrets."""
+    out = stream or sys.stderr
+    use_console = out.isatty() if log_format == "auto" else log_format == "console"
     renderer: Any = structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
     structlog.configure(
         processors=[
@@ -40,7 +42,7 @@ def configure(log_format: str = "auto", level: int = logging.INFO) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
 

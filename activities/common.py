@@ -1,0 +1,76 @@
+"""What every activity class is given (built once in worker.py) and the boundary that types its errors."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+from temporalio.exceptions import ApplicationError
+
+from activities.models import DatabaseRef
+from tenantmove.db import mask_dsn
+from tenantmove.errors import ConfigError, EngineError
+from tenantmove.notify import Notifier
+from tenantmove.plan import Plan, plan_schema
+from tenantmove.providers import DatabaseProvider, DedicatedDatabase
+from tenantmove.secrets import SecretStore
+from tenantmove.settings import Settings
+from tenantmove.tenant_state import TenantRegistry
+
+R = TypeVar("R")
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    shared_dsn: str
+    secrets: SecretStore
+    providers: Mapping[str, DatabaseProvider]
+    notifier: Notifier
+    registry: TenantRegistry
+    migrations_dir: Path
+
+    async def plan(self, conn: psycopg.AsyncConnection) -> Plan:
+        return await plan_schema(conn, self.settings.db_schema, self.settings.plan_rules())
+
+    def provider(self, kind: str) -> DatabaseProvider:
+        try:
+            return self.providers[kind]
+        except KeyError:
+            raise ConfigError(f"no database provider {kind!r} configured (have: {', '.join(self.providers)})") \
+                from None
+
+    def dedicated_dsn(self, ref: DatabaseRef) -> str:
+        return self.provider(ref.kind).dsn(to_dedicated(ref))
+
+
+def to_ref(db: DedicatedDatabase) -> DatabaseRef:
+    return DatabaseRef(kind=db.kind, provider_id=db.provider_id, database=db.database, role=db.role,  # type: ignore[arg-type]
+                       host=db.host, port=db.port, secret_ref=db.secret_ref)
+
+
+def to_dedicated(ref: DatabaseRef) -> DedicatedDatabase:
+    return DedicatedDatabase(kind=ref.kind, provider_id=ref.provider_id, database=ref.database, role=ref.role,
+                             host=ref.host, port=ref.port, secret_ref=ref.secret_ref)
+
+
+def boundary(fn: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+    """Engine errors leave an activity as ApplicationError typed by class: permanent ones non-retryable, so
+    Temporal stops retrying and the saga unwinds; transient ones retried by the activity's RetryPolicy.
+    Messages are masked: a DSN in a driver message must not reach the history."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except EngineError as exc:
+            details = getattr(exc, "tables", None) or getattr(exc, "findings", None) or \
+                getattr(exc, "differences", None) or []
+            raise ApplicationError(mask_dsn(exc.message), *[mask_dsn(str(d)) for d in details],
+                                   type=exc.type_name, non_retryable=not exc.retryable) from None
+
+    return wrapper

@@ -1,0 +1,157 @@
+"""Activities that move rows: export archive, import, verify, post-migration checks, cleanup, restore."""
+
+from __future__ import annotations
+
+import time
+
+from temporalio import activity
+
+from activities.common import Deps, boundary
+from activities.models import (
+    CleanupInput,
+    CleanupResult,
+    ExportInput,
+    ExportResult,
+    ImportInput,
+    ImportProgress,
+    ImportResult,
+    PostCheckInput,
+    PostCheckResult,
+    RestoreInput,
+    RestoreResult,
+    VerifyInput,
+    VerifyResult,
+)
+from tenantmove import db
+from tenantmove.archive import ArchiveWriter, load_table, read_manifest, verify_archive
+from tenantmove.checksum import table_checksum
+from tenantmove.cleanup import delete_tenant_rows
+from tenantmove.errors import ArchiveError, IntegrityProblem
+from tenantmove.logs import get_logger
+from tenantmove.mover import copy_tenant, selections, verify_tenant
+from tenantmove.smoke import post_migration_checks
+
+HEARTBEAT_SECONDS = 2.0
+
+
+class DataActivities:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    def _archive_path(self, archive_id: str):  # noqa: ANN202 - a Path
+        return self.deps.settings.archive_root / archive_id
+
+    @activity.defn
+    @boundary
+    async def export_archive(self, input: ExportInput) -> ExportResult:
+        """Stream every copied table to the archive. A finished archive (manifest present) is reused as is:
+        the tenant is in maintenance, so its rows have not changed since."""
+        path = self._archive_path(input.archive_id)
+        if (path / "manifest.json").exists():
+            manifest = read_manifest(path)
+        else:
+            writer = ArchiveWriter(self.deps.settings.archive_root, input.archive_id, input.tenant_id)
+            async with db.connection(self.deps.shared_dsn) as conn:
+                plan = await self.deps.plan(conn)
+                await db.settle(conn)
+                for selection in selections(plan, input.tenant_id):
+                    activity.heartbeat(selection.table)
+                    await writer.add_table(conn, selection)
+            manifest = writer.finish()
+        tables = {entry.table: entry.rows for entry in manifest.tables}
+        return ExportResult(archive_id=input.archive_id, tables=tables,
+                            bytes=sum(entry.file_bytes for entry in manifest.tables))
+
+    @activity.defn
+    @boundary
+    async def import_tenant(self, input: ImportInput) -> ImportResult:
+        """Copy table by table in load order, heartbeating the tables done; a retry after a worker crash
+        starts after the last table the heartbeat recorded (copy_rows would skip it anyway, at the price of
+        a checksum on both sides)."""
+        details = activity.info().heartbeat_details
+        previous = ImportProgress.model_validate(details[0]) if details else ImportProgress()
+        done = list(previous.done)
+        log = get_logger(tenant=input.tenant_id, workflow_id=activity.info().workflow_id, step="import")
+        if done:
+            log.info("resuming import", tables_done=len(done))
+        last_beat = 0.0
+
+        def progress(table: str, rows: int, _bytes: int) -> None:
+            nonlocal last_beat
+            now = time.monotonic()
+            if now - last_beat >= HEARTBEAT_SECONDS:
+                last_beat = now
+                activity.heartbeat(ImportProgress(done=done, table=table, rows=rows).model_dump())
+
+        rows: dict[str, int] = {}
+        async with db.connection(self.deps.shared_dsn) as src, \
+                db.connection(self.deps.dedicated_dsn(input.database)) as dst:
+            plan = await self.deps.plan(src)
+            for name in plan.load_order:
+                if name in done:
+                    continue
+                result = await copy_tenant(src, dst, plan, input.tenant_id, tables=[name], on_progress=progress)
+                rows[name] = result[0].rows
+                done.append(name)
+                activity.heartbeat(ImportProgress(done=done, table=None, rows=0).model_dump())
+                log.info("table imported", table=name, rows=result[0].rows, method=result[0].method)
+        return ImportResult(tables=rows, resumed_from=list(previous.done))
+
+    @activity.defn
+    @boundary
+    async def verify_import(self, input: VerifyInput) -> VerifyResult:
+        async with db.connection(self.deps.shared_dsn) as src, \
+                db.connection(self.deps.dedicated_dsn(input.database)) as dst:
+            plan = await self.deps.plan(src)
+            sums = await verify_tenant(src, dst, plan, input.tenant_id)
+        return VerifyResult(tables={name: s.rows for name, s in sums.items()})
+
+    @activity.defn
+    @boundary
+    async def post_migration_checks(self, input: PostCheckInput) -> PostCheckResult:
+        """Through the application's own lookup: the tenant row's database URL, then that database."""
+        async with db.connection(self.deps.shared_dsn) as conn:
+            plan = await self.deps.plan(conn)
+            url = await self.deps.registry.database_url(conn, input.tenant_id)
+        if not url:
+            raise IntegrityProblem(f"tenant {input.tenant_id!r} has no database URL after the switch",
+                                   tenant=input.tenant_id)
+        async with db.connection(url) as dedicated:
+            checks = await post_migration_checks(dedicated, plan, input.tenant_id, dict(input.expected_rows))
+        return PostCheckResult(checks=checks)
+
+    @activity.defn
+    @boundary
+    async def cleanup_shared(self, input: CleanupInput) -> CleanupResult:
+        """Only once the archive reads back equal to its manifest: it is the way back after this."""
+        await verify_archive(self._archive_path(input.archive_id))
+        async with db.connection(self.deps.shared_dsn) as conn:
+            plan = await self.deps.plan(conn)
+            deleted = await delete_tenant_rows(conn, plan, input.tenant_id)
+        get_logger(tenant=input.tenant_id, step="cleanup").info("shared rows deleted", rows=sum(deleted.values()))
+        return CleanupResult(deleted=deleted)
+
+    @activity.defn
+    @boundary
+    async def restore_from_archive(self, input: RestoreInput) -> RestoreResult:
+        """Load the tenant's deleted rows back into shared from the archive, parents first; a table whose
+        rows are already there (same checksum as the manifest) is skipped, so a retry is safe."""
+        path = self._archive_path(input.archive_id)
+        manifest = await verify_archive(path)
+        restored: dict[str, int] = {}
+        async with db.connection(self.deps.shared_dsn) as conn:
+            plan = await self.deps.plan(conn)
+            chosen = {s.table: s for s in selections(plan, input.tenant_id)}
+            for entry in sorted(manifest.tables, key=lambda e: e.position):
+                if entry.table not in chosen or not plan.tables[entry.table].deleted:
+                    continue
+                now = await table_checksum(conn, chosen[entry.table])
+                await db.settle(conn)
+                if now.matches(entry.checksum):
+                    continue
+                if now.rows:
+                    raise ArchiveError(f"{entry.table}: shared holds {now.rows} of the tenant's rows that differ "
+                                       "from the archive; expected none or all of them", table=entry.table)
+                async with conn.transaction():
+                    restored[entry.table] = await load_table(conn, path, entry)
+        return RestoreResult(restored=restored)

@@ -1,0 +1,281 @@
+"""Shared types of the workflow layer: one frozen Input and one Result per activity, the workflow's own
+input, status and report. They travel through Temporal history, so they hold ids and references only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+TargetKind = Literal["postgres", "neon"]
+TASK_QUEUE = "stagesub-migrate"
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class State(StrEnum):
+    REQUESTED = "requested"
+    AWAITING_APPROVAL = "awaiting_approval"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+# ---- the workflow's input and decisions ---------------------------------------------------------------
+class MigrationOptions(Frozen):
+    """Filled from settings by the starter: a workflow cannot read the environment."""
+
+    advance_notice_days: float = Field(default=7, ge=0)
+    approval_timeout_hours: float = Field(default=72, gt=0)
+    cleanup_grace_hours: float = Field(default=0, ge=0)
+    cleanup_shared: bool = True  # False keeps the tenant's rows in shared after the move (cheapest rollback)
+
+
+class MigrateTenantInput(Frozen):
+    tenant_id: str = Field(min_length=1, max_length=200)
+    reason: str = ""
+    preferred_timeframe: str = ""
+    scheduled_at: datetime | None = None
+    target: TargetKind = "postgres"
+    options: MigrationOptions = MigrationOptions()
+
+
+class Approval(Frozen):
+    approver: str = Field(min_length=1, max_length=200)
+    comment: str = ""
+    scheduled_at: datetime | None = None
+
+    @field_validator("approver")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("approver must not be blank")
+        return value
+
+
+class Rejection(Frozen):
+    approver: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1)
+
+
+# ---- status -------------------------------------------------------------------------------------------
+class TableProgress(BaseModel):
+    rows_total: int = 0
+    rows_done: int = 0
+    done: bool = False
+
+
+class StepTiming(BaseModel):
+    started_at: datetime
+    finished_at: datetime | None = None
+    seconds: float | None = None
+
+
+class TenantStats(Frozen):
+    figures: dict[str, int] = {}  # STATS_QUERIES: musicians, active projects, monthly requests for StageSub
+    rows: int = 0
+    bytes: int = 0
+    tables: dict[str, int] = {}
+
+
+class MigrationStatus(BaseModel):
+    tenant_id: str
+    state: State = State.REQUESTED
+    step: str = "request"
+    progress: int = 0
+    target: TargetKind = "postgres"
+    stats: TenantStats | None = None
+    scheduled_at: datetime | None = None
+    approved_by: str | None = None
+    rejected_by: str | None = None
+    tables: dict[str, TableProgress] = {}
+    timings: dict[str, StepTiming] = {}
+    log: list[str] = []
+    last_error: str | None = None
+    ignored_signals: list[str] = []
+    database_id: str | None = None
+    archive_id: str | None = None
+    cleanup_done: bool = False
+
+
+class DatabaseRef(Frozen):
+    """Where the dedicated database is: names and a secret-store reference, never the DSN."""
+
+    kind: TargetKind
+    provider_id: str
+    database: str
+    role: str
+    host: str
+    port: int
+    secret_ref: str
+
+
+class MigrationReport(Frozen):
+    tenant_id: str
+    state: State
+    database: DatabaseRef | None = None
+    archive_id: str | None = None
+    cleanup_done: bool = False
+    tables: dict[str, int] = {}
+    timings: dict[str, float] = {}
+
+
+# ---- activity inputs and results ----------------------------------------------------------------------
+class RequestInput(Frozen):
+    tenant_id: str
+    target: TargetKind
+
+
+class RequestResult(Frozen):
+    stats: TenantStats
+
+
+class PrecheckInput(Frozen):
+    tenant_id: str
+
+
+class PrecheckResult(Frozen):
+    findings: list[str]
+
+
+class MaintenanceInput(Frozen):
+    tenant_id: str
+    on: bool
+
+
+class MaintenanceResult(Frozen):
+    previous: bool
+
+
+class ExportInput(Frozen):
+    tenant_id: str
+    archive_id: str
+
+
+class ExportResult(Frozen):
+    archive_id: str
+    tables: dict[str, int]
+    bytes: int
+
+
+class CreateDatabaseInput(Frozen):
+    tenant_id: str
+    target: TargetKind
+
+
+class CreateDatabaseResult(Frozen):
+    database: DatabaseRef
+
+
+class DropDatabaseInput(Frozen):
+    target: TargetKind
+    provider_id: str
+
+
+class DropDatabaseResult(Frozen):
+    deleted: bool
+
+
+class DeploySchemaInput(Frozen):
+    tenant_id: str
+    database: DatabaseRef
+
+
+class DeploySchemaResult(Frozen):
+    applied: list[str]
+
+
+class ImportInput(Frozen):
+    tenant_id: str
+    database: DatabaseRef
+
+
+class ImportProgress(Frozen):
+    """Heartbeat details: a retried attempt skips the tables listed done."""
+
+    done: list[str] = []
+    table: str | None = None
+    rows: int = 0
+
+
+class ImportResult(Frozen):
+    tables: dict[str, int]
+    resumed_from: list[str] = []
+
+
+class VerifyInput(Frozen):
+    tenant_id: str
+    database: DatabaseRef
+
+
+class VerifyResult(Frozen):
+    tables: dict[str, int]
+
+
+class SwitchInput(Frozen):
+    tenant_id: str
+    database: DatabaseRef
+
+
+class SwitchResult(Frozen):
+    previous_type: str
+    switched: bool
+
+
+class SwitchBackInput(Frozen):
+    tenant_id: str
+
+
+class SwitchBackResult(Frozen):
+    switched_back: bool
+
+
+class PostCheckInput(Frozen):
+    tenant_id: str
+    expected_rows: dict[str, int]
+
+
+class PostCheckResult(Frozen):
+    checks: list[str]
+
+
+class CleanupInput(Frozen):
+    tenant_id: str
+    archive_id: str
+
+
+class CleanupResult(Frozen):
+    deleted: dict[str, int]
+
+
+class RestoreInput(Frozen):
+    tenant_id: str
+    archive_id: str
+
+
+class RestoreResult(Frozen):
+    restored: dict[str, int]
+
+
+class NotifyInput(Frozen):
+    tenant_id: str
+    kind: str
+    message: str
+    details: dict[str, str] = {}
+
+
+class NotifyResult(Frozen):
+    delivered: bool
+
+
+class RollbackInput(Frozen):
+    tenant_id: str
+    report: MigrationReport

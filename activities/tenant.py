@@ -1,0 +1,110 @@
+"""Activities on the tenant's row and its people: request checks, pre-check, maintenance, switch, notify."""
+
+from __future__ import annotations
+
+from psycopg import sql
+from temporalio import activity
+
+from activities.common import Deps, boundary
+from activities.models import (
+    MaintenanceInput,
+    MaintenanceResult,
+    NotifyInput,
+    NotifyResult,
+    PrecheckInput,
+    PrecheckResult,
+    RequestInput,
+    RequestResult,
+    SwitchBackInput,
+    SwitchBackResult,
+    SwitchInput,
+    SwitchResult,
+    TenantStats,
+)
+from tenantmove import db
+from tenantmove.errors import PrecheckFailed, TenantStateError
+from tenantmove.logs import get_logger
+from tenantmove.notify import Notification
+from tenantmove.precheck import PrecheckQueries, blocking, run_precheck
+from tenantmove.survey import survey_tenant
+
+
+class TenantActivities:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    def _log(self, tenant: str, **bound: object):  # noqa: ANN202 - structlog bound logger
+        info = activity.info()
+        return get_logger(tenant=tenant, workflow_id=info.workflow_id, activity=info.activity_type, **bound)
+
+    @activity.defn
+    @boundary
+    async def request_migration(self, input: RequestInput) -> RequestResult:
+        """Refuse what cannot be migrated (unknown, already dedicated, in maintenance); record the figures."""
+        async with db.connection(self.deps.shared_dsn) as conn:
+            state = await self.deps.registry.read(conn, input.tenant_id)
+            if state.database_type != "shared":
+                raise TenantStateError(f"tenant {input.tenant_id!r} is already {state.database_type}, expected "
+                                       "shared", tenant=input.tenant_id)
+            if state.maintenance:
+                raise TenantStateError(f"tenant {input.tenant_id!r} is in maintenance mode, expected it off "
+                                       "(another migration or an operator holds it)", tenant=input.tenant_id)
+            self.deps.provider(input.target)
+            plan = await self.deps.plan(conn)
+            survey = await survey_tenant(conn, plan, input.tenant_id, orphans=False, conflicts=False)
+            figures = {}
+            for name, query in self.deps.settings.stats_queries.items():
+                cur = await conn.execute(sql.SQL(query), {"tenant": input.tenant_id})  # type: ignore[arg-type]
+                row = await cur.fetchone()
+                figures[name] = int(row[0]) if row and row[0] is not None else 0
+            await conn.rollback()
+        tables = {name: t.rows for name, t in survey.tables.items() if plan.tables[name].copied}
+        stats = TenantStats(figures=figures, rows=sum(tables.values()),
+                            bytes=sum(t.bytes for t in survey.tables.values()), tables=tables)
+        self._log(input.tenant_id).info("migration requested", **figures, rows=stats.rows)
+        return RequestResult(stats=stats)
+
+    @activity.defn
+    @boundary
+    async def precheck(self, input: PrecheckInput) -> PrecheckResult:
+        async with db.connection(self.deps.shared_dsn) as conn:
+            plan = await self.deps.plan(conn)
+            findings = await run_precheck(conn, plan, input.tenant_id, self.deps.settings.precheck_rules(),
+                                          PrecheckQueries())
+            await conn.rollback()
+        stopping = blocking(findings)
+        if stopping:
+            raise PrecheckFailed("pre-check found blocking conditions: " + "; ".join(f.message for f in stopping),
+                                 findings=[f.message for f in stopping], tenant=input.tenant_id)
+        return PrecheckResult(findings=[f.message for f in findings])
+
+    @activity.defn
+    @boundary
+    async def set_maintenance(self, input: MaintenanceInput) -> MaintenanceResult:
+        async with db.connection(self.deps.shared_dsn) as conn:
+            previous = await self.deps.registry.set_maintenance(conn, input.tenant_id, input.on)
+        self._log(input.tenant_id).info("maintenance mode", on=input.on, previous=previous)
+        return MaintenanceResult(previous=previous)
+
+    @activity.defn
+    @boundary
+    async def switch_to_dedicated(self, input: SwitchInput) -> SwitchResult:
+        dsn = self.deps.dedicated_dsn(input.database)
+        async with db.connection(self.deps.shared_dsn) as conn:
+            before = await self.deps.registry.switch_to_dedicated(conn, input.tenant_id, dsn,
+                                                                  at=activity.info().started_time)
+        return SwitchResult(previous_type=before.database_type, switched=before.database_type != "dedicated")
+
+    @activity.defn
+    @boundary
+    async def switch_to_shared(self, input: SwitchBackInput) -> SwitchBackResult:
+        async with db.connection(self.deps.shared_dsn) as conn:
+            before = await self.deps.registry.switch_to_shared(conn, input.tenant_id)
+        return SwitchBackResult(switched_back=before.database_type != "shared")
+
+    @activity.defn
+    @boundary
+    async def notify(self, input: NotifyInput) -> NotifyResult:
+        await self.deps.notifier.notify(Notification(input.tenant_id, input.kind, input.message,
+                                                     dict(input.details)))
+        return NotifyResult(delivered=True)

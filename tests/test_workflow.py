@@ -1,0 +1,145 @@
+"""MigrateTenant and RollbackTenant on the time-skipping server, real activities, real Postgres."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from temporalio.client import WorkflowFailureError
+
+from activities.models import Rejection, State
+from tenantmove import db
+from workflows.client import start_migration
+
+from . import stagesub_expect as expect
+from .world import approve, make_template, make_world, shared_sums, wait_for
+
+TENANT = "sibelius-sinfonia"
+
+
+@pytest.fixture(scope="module")
+def template(pg_shared):
+    return make_template(pg_shared)
+
+
+@pytest.fixture
+async def world(pg_shared, pg_target, template, tmp_path):
+    async with httpx.AsyncClient() as http:
+        yield await make_world(pg_shared, pg_target, template, tmp_path, http)
+
+
+async def _target_sums(dsn: str, tables) -> dict[str, tuple[int, str]]:
+    from tenantmove.checksum import table_checksum
+
+    async with db.connection(dsn) as conn:
+        out = {t: await table_checksum(conn, expect.whole(t)) for t in tables}
+        await conn.rollback()
+    return {t: (c.rows, c.digest) for t, c in out.items()}
+
+
+async def _expected_sums(dsn: str, tables) -> dict[str, tuple[int, str]]:
+    from tenantmove.checksum import table_checksum
+
+    async with db.connection(dsn) as conn:
+        out = {t: await table_checksum(conn, expect.rows_of(t, TENANT)) for t in tables}
+        await conn.rollback()
+    return {t: (c.rows, c.digest) for t, c in out.items()}
+
+
+async def test_happy_path_moves_exactly_the_tenant_and_leaks_no_secret(temporal_env, world):
+    client = temporal_env.client
+    moved = [*expect.OWNED, "User"]
+    before_rows = await _expected_sums(world.shared, moved)
+    others_before = await shared_sums(world.shared)
+    async with world.worker(client):
+        handle = await start_migration(client, world.input(TENANT), task_queue=world.queue,
+                                       workflow_id=f"migrate-{TENANT}-{world.queue}")
+        await approve(handle)
+        report = await handle.result()
+        status = await handle.query("status")  # a query needs a running worker
+    assert report.state is State.COMPLETED and report.cleanup_done and report.database is not None
+    dsn = world.deps.dedicated_dsn(report.database)
+    # The dedicated database holds exactly what the hand-written predicates select, table by table.
+    assert await _target_sums(dsn, moved) == before_rows
+    # Shared: the tenant's owned rows are gone, the tenant row is switched, everything else is untouched.
+    after = await shared_sums(world.shared)
+    for table in after:
+        if table in expect.OWNED:
+            assert (await _expected_sums(world.shared, [table]))[table][0] == 0, table
+        elif table != "Tenant":
+            assert after[table] == others_before[table], table
+    async with db.connection(world.shared) as conn:
+        state = await world.deps.registry.read(conn, TENANT)
+        url = await world.deps.registry.database_url(conn, TENANT)
+    assert state.database_type == "dedicated" and not state.maintenance and url == dsn
+    assert status["progress"] == 100 and status["state"] == "completed"
+    assert all(t["done"] for t in status["tables"].values())
+    # No password anywhere in the history or the worker's log lines.
+    password = psycopg_password(dsn)
+    history = json.dumps((await handle.fetch_history()).to_json_dict())
+    assert password not in history and password not in world.log.getvalue()
+    assert "import" in history and world.log.getvalue()
+
+
+def psycopg_password(dsn: str) -> str:
+    import psycopg
+
+    password = psycopg.conninfo.conninfo_to_dict(dsn).get("password")
+    assert password and len(password) > 10
+    return str(password)
+
+
+async def test_reject_ends_the_workflow_and_changes_nothing(temporal_env, world):
+    client = temporal_env.client
+    before = await shared_sums(world.shared)
+    async with world.worker(client):
+        handle = await start_migration(client, world.input(TENANT), task_queue=world.queue,
+                                       workflow_id=f"migrate-{TENANT}-{world.queue}")
+        await wait_for(handle, lambda s: s.state is State.AWAITING_APPROVAL)
+        await handle.signal("approve", {"approver": ""})  # malformed: recorded, ignored
+        await handle.signal("approve", "not even an object")
+        await handle.execute_update("reject_migration", Rejection(approver="cfo", reason="budget"))
+        report = await handle.result()
+        status = await handle.query("status")
+    assert report.state is State.REJECTED
+    assert len(status["ignored_signals"]) == 2 and status["rejected_by"] == "cfo"
+    assert await shared_sums(world.shared) == before
+    assert world.dedicated_databases() == []
+
+
+async def test_no_decision_expires(temporal_env, world):
+    client = temporal_env.client
+    async with world.worker(client):
+        handle = await start_migration(client, world.input(TENANT, approval_timeout_hours=2), task_queue=world.queue,
+                                       workflow_id=f"migrate-{TENANT}-{world.queue}")
+        report = await handle.result()  # the test server skips the two hours
+    assert report.state is State.EXPIRED
+
+
+async def test_unknown_and_already_dedicated_tenants_fail_without_change(temporal_env, world):
+    client = temporal_env.client
+    before = await shared_sums(world.shared)
+    async with world.worker(client):
+        handle = await start_migration(client, world.input("no-such-orchestra"), task_queue=world.queue,
+                                       workflow_id=f"migrate-x-{world.queue}")
+        with pytest.raises(WorkflowFailureError) as info:
+            await handle.result()
+        assert info.value.cause.cause.type == "TenantNotFound"
+        async with db.connection(world.shared) as conn:
+            await world.deps.registry.switch_to_dedicated(conn, "kammerorchester-basel", "postgresql://x@h/db",
+                                                          at=expect_now())
+        handle = await start_migration(client, world.input("kammerorchester-basel"), task_queue=world.queue,
+                                       workflow_id=f"migrate-k-{world.queue}")
+        with pytest.raises(WorkflowFailureError) as info:
+            await handle.result()
+        assert info.value.cause.cause.type == "TenantStateError"
+        assert "already dedicated" in info.value.cause.cause.message
+    after = await shared_sums(world.shared)
+    assert {t: v for t, v in after.items() if t != "Tenant"} == {t: v for t, v in before.items() if t != "Tenant"}
+
+
+def expect_now():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)

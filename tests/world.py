@@ -1,0 +1,151 @@
+"""A migration world for workflow tests: a shared StageSub database, a dedicated server, a worker's deps."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import typing
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import psycopg
+from psycopg import sql
+from temporalio import activity
+from temporalio.client import WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+import worker as worker_module
+from activities.common import Deps
+from activities.models import Approval, MigrateTenantInput, MigrationOptions, MigrationStatus
+from stagesub.schema import deploy_reference_schema
+from stagesub.seed import DEFAULT_ORCHESTRAS, seed
+from tenantmove import db
+from tenantmove.checksum import table_checksum
+from tenantmove.logs import configure
+from tenantmove.pgserver import LocalPostgres
+from tenantmove.providers.postgres import PostgresProvider
+from tenantmove.rows import RowSelection
+from tenantmove.settings import Settings
+from workflows.migrate import MigrateTenant
+
+from .conftest import create_database
+
+# Seeded an hour in the past: the seed's "active" sessions are then an hour old, so the pre-check passes.
+SEED_NOW = datetime.now(UTC) - timedelta(hours=1)
+SWITCH_ACTIONS = ("tenant.database.switch", "tenant.database.switch_back")
+
+
+def make_template(server: LocalPostgres) -> str:
+    dsn = create_database(server, "wf_tpl")
+    deploy_reference_schema(dsn)
+    seed(dsn, DEFAULT_ORCHESTRAS, now=SEED_NOW)
+    return dsn
+
+
+def copy_of(server: LocalPostgres, template_dsn: str) -> str:
+    name = f"wf_{uuid.uuid4().hex[:8]}"
+    template = psycopg.conninfo.conninfo_to_dict(template_dsn)["dbname"]
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template)))
+    return db.with_database(server.dsn(), name)
+
+
+@dataclass
+class World:
+    shared: str
+    target_server: LocalPostgres
+    settings: Settings
+    deps: Deps
+    queue: str
+    log: io.StringIO
+    prefix: str
+
+    def input(self, tenant: str, **options: object) -> MigrateTenantInput:
+        return MigrateTenantInput(tenant_id=tenant, reason="grew past the shared tier",
+                                  options=MigrationOptions(**options))  # type: ignore[arg-type]
+
+    def worker(self, client, replace: dict[str, Callable] | None = None) -> Worker:  # noqa: ANN001
+        built = worker_module.make_worker(client, self.deps, task_queue=self.queue)
+        if not replace:
+            return built
+        acts = [replace.get(getattr(a, "__temporal_activity_definition").name, a)
+                for a in worker_module.activities_for(self.deps)]
+        return Worker(client, task_queue=self.queue, workflows=worker_module.WORKFLOWS, activities=acts)
+
+    def dedicated_databases(self) -> list[str]:
+        with psycopg.connect(self.target_server.dsn(), autocommit=True) as conn:
+            rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [self.prefix + "%"])
+            return [r[0] for r in rows]
+
+
+async def make_world(pg_shared: LocalPostgres, pg_target: LocalPostgres, template: str, tmp_path: Path,
+                     http: httpx.AsyncClient) -> World:
+    shared = copy_of(pg_shared, template)
+    settings = Settings(shared_database_url=shared, state_dir=tmp_path, postgres_admin_url=pg_target.dsn(),
+                        log_format="json")
+    log = io.StringIO()
+    configure("json", stream=log)
+    deps = await worker_module.build_deps(settings, http)
+    prefix = f"w{uuid.uuid4().hex[:6]}_"
+    deps.providers = {"postgres": PostgresProvider(pg_target.dsn(), deps.secrets, prefix=prefix)}
+    return World(shared, pg_target, settings, deps, f"q-{uuid.uuid4()}", log, prefix)
+
+
+def failing(real: Callable, *, when: Callable[[object], bool] = lambda _: True, before: bool = False) -> Callable:
+    """The same activity, failing permanently right after (or before) doing its real work when `when(input)`:
+    a crash after the side effect is the case a compensation must undo."""
+    hints = typing.get_type_hints(real)
+    name = getattr(real, "__temporal_activity_definition").name
+
+    async def fault(input):  # noqa: ANN001, ANN202
+        if before and when(input):
+            raise ApplicationError(f"injected fault before {name}", type="InjectedFault", non_retryable=True)
+        result = await real(input)
+        if when(input):
+            raise ApplicationError(f"injected fault after {name}", type="InjectedFault", non_retryable=True)
+        return result
+
+    fault.__annotations__ = {"input": hints["input"], "return": hints["return"]}
+    return activity.defn(name=name)(fault)
+
+
+async def wait_for(handle: WorkflowHandle, predicate: Callable[[MigrationStatus], bool], timeout: float = 30
+                   ) -> MigrationStatus:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        status = await handle.query(MigrateTenant.query_status)
+        if predicate(status):
+            return status
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"status never matched; last: {status.state} {status.step} {status.log[-3:]}")
+        await asyncio.sleep(0.05)
+
+
+async def approve(handle: WorkflowHandle, approver: str = "ops@stagesub") -> None:
+    await wait_for(handle, lambda s: s.state.value == "awaiting_approval")
+    await handle.execute_update(MigrateTenant.approve_migration, Approval(approver=approver, comment="go"))
+
+
+TABLES = ["Tenant", "User", "Session", "Musician", "Instrument", "Position", "MusicianQualification", "RankingList",
+          "Ranking", "Project", "ProjectNeed", "ProjectNeedFile", "ProjectFile", "Request", "CommunicationLog",
+          "RequestToken", "EmailTemplate", "AuditLog", "BackgroundJob", "Backup", "_prisma_migrations"]
+
+
+async def shared_sums(dsn: str) -> dict[str, tuple[int, str]]:
+    """Every table of the shared database, except the audit rows a switch (and its undo) adds by design."""
+    out = {}
+    async with db.connection(dsn) as conn:
+        for table in TABLES:
+            query = sql.SQL("SELECT * FROM {}").format(sql.Identifier("public", table))
+            if table == "AuditLog":
+                query = sql.SQL("SELECT * FROM {} WHERE action <> ALL(%(skip)s)").format(
+                    sql.Identifier("public", table))
+            s = await table_checksum(conn, RowSelection("public", table, ("*",), query, {"skip": list(SWITCH_ACTIONS)}))
+            out[table] = (s.rows, s.digest)
+        await conn.rollback()
+    return out

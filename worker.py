@@ -1,0 +1,82 @@
+"""Worker: build settings, the shared database, secret store, providers and notifier; run workflows and activities."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from activities.common import Deps
+from activities.data import DataActivities
+from activities.database import DatabaseActivities
+from activities.models import TASK_QUEUE
+from activities.tenant import TenantActivities
+from stagesub.local import shared_dsn
+from stagesub.schema import MIGRATIONS_DIR
+from tenantmove import db
+from tenantmove.logs import configure, get_logger
+from tenantmove.notify import FanoutNotifier, LogNotifier, Notifier, WebhookNotifier
+from tenantmove.pgserver import LocalPostgres
+from tenantmove.plan import plan_schema
+from tenantmove.providers.postgres import PostgresProvider
+from tenantmove.secrets import FileSecretStore
+from tenantmove.settings import Settings
+from tenantmove.tenant_state import TenantRegistry
+from workflows.migrate import MigrateTenant
+from workflows.rollback import RollbackTenant
+
+
+async def build_deps(settings: Settings, http: httpx.AsyncClient) -> Deps:
+    shared = shared_dsn(settings)
+    async with db.connection(shared) as conn:  # fail fast on a schema the settings cannot plan
+        plan = await plan_schema(conn, settings.db_schema, settings.plan_rules())
+    admin = settings.postgres_admin_url or LocalPostgres(settings.state_dir / "pg-dedicated").start().dsn()
+    secrets = FileSecretStore(settings.state_dir / "secrets")
+    notifiers: list[Notifier] = [LogNotifier()]
+    if settings.notify_webhook_url:
+        notifiers.append(WebhookNotifier(http, settings.notify_webhook_url))
+    registry = TenantRegistry(settings.db_schema, settings.tenant_table, plan.tenant_key, settings.tenant_columns(),
+                              settings.audit_spec())
+    return Deps(settings=settings, shared_dsn=shared, secrets=secrets,
+                providers={"postgres": PostgresProvider(admin, secrets)}, notifier=FanoutNotifier(*notifiers),
+                registry=registry, migrations_dir=Path(settings.prisma_migrations_dir or MIGRATIONS_DIR))
+
+
+WORKFLOWS = [MigrateTenant, RollbackTenant]
+
+
+def activities_for(deps: Deps) -> list[Callable[..., Any]]:
+    tenant, data, database = TenantActivities(deps), DataActivities(deps), DatabaseActivities(deps)
+    return [tenant.request_migration, tenant.precheck, tenant.set_maintenance, tenant.switch_to_dedicated,
+            tenant.switch_to_shared, tenant.notify, data.export_archive, data.import_tenant, data.verify_import,
+            data.post_migration_checks, data.cleanup_shared, data.restore_from_archive,
+            database.create_database, database.drop_database, database.deploy_schema]
+
+
+def make_worker(client: Client, deps: Deps, task_queue: str = TASK_QUEUE) -> Worker:
+    return Worker(client, task_queue=task_queue, workflows=WORKFLOWS, activities=activities_for(deps))
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
+                                data_converter=pydantic_data_converter)
+
+
+async def main() -> None:
+    settings = Settings()
+    configure(settings.log_format)
+    async with httpx.AsyncClient(timeout=10) as http:
+        deps = await build_deps(settings, http)
+        worker = make_worker(await connect(settings), deps)
+        get_logger(task_queue=TASK_QUEUE, temporal=settings.temporal_address).info("worker started")
+        await worker.run()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

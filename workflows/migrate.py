@@ -1,0 +1,276 @@
+"""MigrateTenant: request, approval, schedule, then the steps that move one tenant, with a saga that undoes them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from activities.data import DataActivities
+    from activities.database import DatabaseActivities
+    from activities.models import (
+        Approval,
+        CleanupInput,
+        CreateDatabaseInput,
+        DatabaseRef,
+        DeploySchemaInput,
+        DropDatabaseInput,
+        ExportInput,
+        ImportInput,
+        MaintenanceInput,
+        MigrateTenantInput,
+        MigrationReport,
+        MigrationStatus,
+        NotifyInput,
+        PostCheckInput,
+        PrecheckInput,
+        Rejection,
+        RequestInput,
+        RestoreInput,
+        State,
+        SwitchBackInput,
+        SwitchInput,
+        TableProgress,
+        VerifyInput,
+    )
+    from activities.tenant import TenantActivities
+    from workflows.base import SagaWorkflow, Stop
+
+
+def schedule_problem(at: datetime | None, now: datetime, notice_days: float) -> str | None:
+    """Why a scheduled time is refused, or None. Shared by the workflow, its validators and the starter."""
+    if at is None:
+        return None
+    if at.tzinfo is None:
+        return f"scheduled time {at.isoformat()} has no time zone"
+    if at <= now:
+        return f"scheduled time {at.isoformat()} is in the past (now {now.isoformat()})"
+    if at < now + timedelta(days=notice_days):
+        return (f"scheduled time {at.isoformat()} gives less than the required {notice_days:g} days of "
+                f"advance notice (earliest {(now + timedelta(days=notice_days)).isoformat()})")
+    return None
+
+
+@workflow.defn
+class MigrateTenant(SagaWorkflow):
+    @workflow.init
+    def __init__(self, input: MigrateTenantInput) -> None:
+        # Built from the input before any handler runs: a signal or query that arrives with the first
+        # workflow task already finds the status and the notice period.
+        super().__init__(MigrationStatus(tenant_id=input.tenant_id, target=input.target,
+                                         scheduled_at=input.scheduled_at))
+        self._notice_days = input.options.advance_notice_days
+        self._approval: Approval | None = None
+        self._rejection: Rejection | None = None
+        self._database: DatabaseRef | None = None
+        self._rows: dict[str, int] = {}
+
+    # ---- platform concerns: run the steps, unwind on any failure or cancellation --------------------
+    @workflow.run
+    async def run(self, input: MigrateTenantInput) -> MigrationReport:
+        self.publish()
+        try:
+            await self._migrate(input)
+        except Stop as stop:  # rejected or expired before anything changed
+            self.finish(stop.state, stop.message)
+            return self._report()
+        except BaseException as exc:
+            await self.unwind(exc)
+            raise
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._report()
+
+    # ---- the happy path: each compensation is registered before its step ----------------------------
+    async def _migrate(self, input: MigrateTenantInput) -> None:
+        tenant, options = input.tenant_id, input.options
+        problem = schedule_problem(input.scheduled_at, workflow.now(), options.advance_notice_days)
+        if problem:
+            raise ApplicationError(problem, type="ScheduleRejected", non_retryable=True)
+        requested = await self.step("request", TenantActivities.request_migration,
+                                    RequestInput(tenant_id=tenant, target=input.target))
+        self.status.stats = requested.stats
+        self.status.tables = {name: TableProgress(rows_total=rows) for name, rows in requested.stats.tables.items()}
+        await self._await_approval(options.approval_timeout_hours)
+        await self._await_schedule(input)
+        self.set_state(State.RUNNING)
+        await self.step("precheck", TenantActivities.precheck, PrecheckInput(tenant_id=tenant))
+
+        self.register("maintenance off", TenantActivities.set_maintenance, MaintenanceInput(tenant_id=tenant, on=False))
+        await self.step("maintenance_on", TenantActivities.set_maintenance, MaintenanceInput(tenant_id=tenant, on=True))
+        archive_id = f"{workflow.info().workflow_id}-{workflow.info().run_id}"
+        await self.step("export", DataActivities.export_archive, ExportInput(tenant_id=tenant, archive_id=archive_id))
+        self.status.archive_id = archive_id
+
+        self.register("drop database", DatabaseActivities.drop_database, lambda: DropDatabaseInput(
+            target=input.target, provider_id=self._database.provider_id if self._database else ""),
+            when=lambda: self._database is not None)
+        created = await self.step("create_database", DatabaseActivities.create_database,
+                                  CreateDatabaseInput(tenant_id=tenant, target=input.target))
+        self._database = created.database
+        self.status.database_id = created.database.provider_id
+        await self.step("deploy_schema", DatabaseActivities.deploy_schema,
+                        DeploySchemaInput(tenant_id=tenant, database=self._database))
+        imported = await self.step("import", DataActivities.import_tenant,
+                                   ImportInput(tenant_id=tenant, database=self._database))
+        self._record_rows(imported.tables)
+        verified = await self.step("verify", DataActivities.verify_import,
+                                   VerifyInput(tenant_id=tenant, database=self._database))
+        self._record_rows(verified.tables)
+
+        self.register("switch back", TenantActivities.switch_to_shared, SwitchBackInput(tenant_id=tenant))
+        await self.step("switch", TenantActivities.switch_to_dedicated,
+                        SwitchInput(tenant_id=tenant, database=self._database))
+        await self.step("post_checks", DataActivities.post_migration_checks,
+                        PostCheckInput(tenant_id=tenant, expected_rows=verified.tables))
+        if options.cleanup_grace_hours > 0:
+            # The tenant works on its dedicated database during the grace period; rollback stays cheap
+            # because its rows are still in shared until the timer fires.
+            await self._maintenance_off(tenant)
+            await self._notify(tenant, "migrated", "migration complete; shared rows kept for the grace period")
+            self.log(f"cleanup deferred by {options.cleanup_grace_hours:g} h")
+            await workflow.sleep(timedelta(hours=options.cleanup_grace_hours))
+        if options.cleanup_shared:
+            self.register("restore shared rows", DataActivities.restore_from_archive,
+                          RestoreInput(tenant_id=tenant, archive_id=archive_id),
+                          when=lambda: self.status.cleanup_done)
+            await self.step("cleanup", DataActivities.cleanup_shared,
+                            CleanupInput(tenant_id=tenant, archive_id=archive_id))
+            self.status.cleanup_done = True
+        else:
+            self.log("cleanup skipped: the tenant's rows stay in shared")
+        if options.cleanup_grace_hours <= 0:
+            await self._maintenance_off(tenant)
+        # From here on the migration stands: nothing is undone if only the notification fails.
+        self.compensations.clear()
+        self.set_state(State.COMPLETED)
+        await self._notify(tenant, "completed", "migration to the dedicated database completed")
+
+    async def _maintenance_off(self, tenant: str) -> None:
+        await self.step("maintenance_off", TenantActivities.set_maintenance,
+                        MaintenanceInput(tenant_id=tenant, on=False))
+        self.compensations = [c for c in self.compensations if c.name != "maintenance off"]
+
+    async def _notify(self, tenant: str, kind: str, message: str, **details: str) -> None:
+        try:
+            await self.step("notify", TenantActivities.notify,
+                            NotifyInput(tenant_id=tenant, kind=kind, message=message, details=details))
+        except ApplicationError as exc:
+            self.log(f"notification {kind} failed: {exc.message}")
+        except Exception as exc:  # an activity failure: record it, the migration itself stands
+            self.log(f"notification {kind} failed: {exc}")
+
+    def _record_rows(self, tables: dict[str, int]) -> None:
+        for name, rows in tables.items():
+            progress = self.status.tables.setdefault(name, TableProgress(rows_total=rows))
+            progress.rows_done, progress.done = rows, True
+            self._rows[name] = rows
+
+    # ---- approval and schedule ----------------------------------------------------------------------
+    async def _await_approval(self, timeout_hours: float) -> None:
+        self.set_state(State.AWAITING_APPROVAL, step="approval")
+        try:
+            await workflow.wait_condition(lambda: self._approval is not None or self._rejection is not None,
+                                          timeout=timedelta(hours=timeout_hours))
+        except TimeoutError:
+            raise Stop(State.EXPIRED, f"no decision within {timeout_hours:g} hours") from None
+        if self._rejection is not None:
+            raise Stop(State.REJECTED, f"rejected by {self._rejection.approver}: {self._rejection.reason}")
+        assert self._approval is not None
+        self.status.approved_by = self._approval.approver
+        self.advance("approval")
+
+    async def _await_schedule(self, input: MigrateTenantInput) -> None:
+        notice = input.options.advance_notice_days
+        at = (self._approval.scheduled_at if self._approval else None) or input.scheduled_at
+        at = at or workflow.now() + timedelta(days=notice)
+        problem = schedule_problem(at, workflow.now(), notice)
+        if problem:
+            raise ApplicationError(problem, type="ScheduleRejected", non_retryable=True)
+        self.status.scheduled_at = at
+        self.set_state(State.SCHEDULED, step="schedule")
+        await self._notify(input.tenant_id, "scheduled", f"migration scheduled for {at.isoformat()}",
+                           scheduled_at=at.isoformat())
+        while (delay := at - workflow.now()) > timedelta(0):
+            await workflow.sleep(delay)
+        self.advance("schedule")
+
+    # ---- signals, updates, query --------------------------------------------------------------------
+    def _decision_problem(self) -> str | None:
+        if self._approval is not None or self._rejection is not None:
+            return "a decision was already recorded"
+        if self.status.state not in (State.REQUESTED, State.AWAITING_APPROVAL):
+            return f"the migration is {self.status.state.value}, not awaiting approval"
+        return None
+
+    @workflow.signal
+    def approve(self, payload: Any) -> None:
+        self._take_signal("approve", payload, Approval, self._set_approval)
+
+    @workflow.signal
+    def reject(self, payload: Any) -> None:
+        self._take_signal("reject", payload, Rejection, self._set_rejection)
+
+    def _take_signal(self, name: str, payload: Any, model: type, apply: Callable[[Any], None]) -> None:
+        """A malformed or late signal is recorded in the status and ignored: it must never fail the run."""
+        try:
+            value = model.model_validate(payload)  # type: ignore[attr-defined]
+        except ValidationError as exc:
+            self.status.ignored_signals.append(f"{name}: malformed payload ({exc.error_count()} error(s))")
+            return
+        problem = self._decision_problem() or self._schedule_problem_of(value)
+        if problem:
+            self.status.ignored_signals.append(f"{name}: ignored, {problem}")
+            return
+        apply(value)
+
+    def _schedule_problem_of(self, value: Any) -> str | None:
+        return schedule_problem(getattr(value, "scheduled_at", None), workflow.now(), self._notice_days)
+
+    def _set_approval(self, approval: Approval) -> None:
+        self._approval = approval
+        self.log(f"approved by {approval.approver}")
+
+    def _set_rejection(self, rejection: Rejection) -> None:
+        self._rejection = rejection
+        self.status.rejected_by = rejection.approver
+        self.log(f"rejected by {rejection.approver}")
+
+    @workflow.update
+    async def approve_migration(self, approval: Approval) -> MigrationStatus:
+        self._set_approval(approval)
+        return self.status
+
+    @approve_migration.validator
+    def _validate_approval(self, approval: Approval) -> None:
+        problem = self._decision_problem() or self._schedule_problem_of(approval)
+        if problem:
+            raise ValueError(problem)
+
+    @workflow.update
+    async def reject_migration(self, rejection: Rejection) -> MigrationStatus:
+        self._set_rejection(rejection)
+        return self.status
+
+    @reject_migration.validator
+    def _validate_rejection(self, rejection: Rejection) -> None:
+        problem = self._decision_problem()
+        if problem:
+            raise ValueError(problem)
+
+    @workflow.query(name="status")
+    def query_status(self) -> MigrationStatus:
+        return self.status
+
+    def _report(self) -> MigrationReport:
+        return MigrationReport(
+            tenant_id=self.status.tenant_id, state=self.status.state, database=self._database,
+            archive_id=self.status.archive_id, cleanup_done=self.status.cleanup_done, tables=dict(self._rows),
+            timings={name: t.seconds or 0.0 for name, t in self.status.timings.items()},
+        )
+
