@@ -33,7 +33,12 @@ class DatabaseActivities:
     @activity.defn
     @boundary
     async def drop_database(self, input: DropDatabaseInput) -> DropDatabaseResult:
-        deleted = await self.deps.provider(input.target).delete(input.provider_id)
+        provider = self.deps.provider(input.target)
+        provider_id = input.provider_id
+        if provider_id is None:
+            found = await provider.find(input.tenant_id)
+            provider_id = found.provider_id if found else None
+        deleted = await provider.delete(provider_id) if provider_id else False
         return DropDatabaseResult(deleted=deleted)
 
     @activity.defn

@@ -176,8 +176,12 @@ class CreateDatabaseResult(Frozen):
 
 
 class DropDatabaseInput(Frozen):
+    """provider_id when known; otherwise the provider finds the tenant's database by its derived name (a
+    create whose reply was lost still left a database behind)."""
+
     target: TargetKind
-    provider_id: str
+    tenant_id: str
+    provider_id: str | None = None
 
 
 class DropDatabaseResult(Frozen):
@@ -228,6 +232,7 @@ class SwitchInput(Frozen):
 class SwitchResult(Frozen):
     previous_type: str
     switched: bool
+    added_rows: dict[str, int] = {}  # rows the switch itself wrote to the dedicated database (its audit row)
 
 
 class SwitchBackInput(Frozen):

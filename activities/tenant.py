@@ -90,10 +90,13 @@ class TenantActivities:
     @boundary
     async def switch_to_dedicated(self, input: SwitchInput) -> SwitchResult:
         dsn = self.deps.dedicated_dsn(input.database)
-        async with db.connection(self.deps.shared_dsn) as conn:
-            before = await self.deps.registry.switch_to_dedicated(conn, input.tenant_id, dsn,
-                                                                  at=activity.info().started_time)
-        return SwitchResult(previous_type=before.database_type, switched=before.database_type != "dedicated")
+        registry = self.deps.registry
+        async with db.connection(self.deps.shared_dsn) as conn, db.connection(dsn) as dedicated:
+            before = await registry.switch_to_dedicated(conn, input.tenant_id, dsn, at=activity.info().started_time)
+            copied = await registry.copy_latest_audit(conn, dedicated, input.tenant_id, "tenant.database.switch")
+        added = {registry.audit.table: copied} if registry.audit and copied else {}
+        return SwitchResult(previous_type=before.database_type, switched=before.database_type != "dedicated",
+                            added_rows=added)
 
     @activity.defn
     @boundary

@@ -167,6 +167,35 @@ class TenantRegistry:
                                     datetime.now(UTC))
         return before.state(tenant)
 
+    async def copy_latest_audit(self, src: psycopg.AsyncConnection, dst: psycopg.AsyncConnection, tenant: str,
+                                action: str) -> int:
+        """Copy the tenant's latest audit row of `action` from src to dst (same id, so a retry adds nothing).
+
+        The switch is audited in shared, after the export; cleanup then deletes the tenant's audit rows from
+        shared, so without this copy the tenant's own audit log would never show its move. Returns how many
+        such rows dst holds now (1, or 0 when src has none): the count a row check on dst must add."""
+        spec = self.audit
+        if spec is None or not spec.table:
+            return 0
+        cols = [spec.id, spec.tenant, spec.action, spec.entity, spec.entity_id, spec.changes, spec.created_at]
+        table = sql.Identifier(self.schema, spec.table)
+        query = sql.SQL("SELECT {} FROM {} WHERE {} = %s AND {} = %s ORDER BY {} DESC LIMIT 1").format(
+            sql.SQL(", ").join(map(sql.Identifier, cols)), table, sql.Identifier(spec.tenant),
+            sql.Identifier(spec.action), sql.Identifier(spec.created_at))
+        async with self._mapped():
+            cur = await src.execute(query, (tenant, action))
+            row = await cur.fetchone()
+        await settle(src)
+        if row is None:
+            return 0
+        insert = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO NOTHING").format(
+            table, sql.SQL(", ").join(map(sql.Identifier, cols)), sql.SQL(", ").join(sql.Placeholder() for _ in cols),
+            sql.Identifier(spec.id))
+        await settle(dst)
+        async with dst.transaction(), self._mapped():
+            await dst.execute(insert, [Jsonb(v) if i == 5 else v for i, v in enumerate(row)])
+        return 1
+
     async def _update(self, conn: psycopg.AsyncConnection, tenant: str, values: dict[str, Any]) -> None:
         sets = [sql.SQL("{} = {}").format(sql.Identifier(col), sql.Placeholder(f"v{i}"))
                 for i, col in enumerate(values)]

@@ -118,6 +118,11 @@ class SagaWorkflow:
             # import still writes to it would race.
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
+        # An activity that finished despite a cancel request hands back its result and the workflow's
+        # CancelledError is consumed; the task still counts the request, so honour it here.
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError(f"cancelled during {name}")
         self.advance(name)
         return result
 

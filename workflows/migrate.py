@@ -107,9 +107,10 @@ class MigrateTenant(SagaWorkflow):
         await self.step("export", DataActivities.export_archive, ExportInput(tenant_id=tenant, archive_id=archive_id))
         self.status.archive_id = archive_id
 
+        # Registered without waiting for the step's reply: a create that succeeded but whose reply was lost
+        # still left a database, which the provider finds by the tenant's derived name.
         self.register("drop database", DatabaseActivities.drop_database, lambda: DropDatabaseInput(
-            target=input.target, provider_id=self._database.provider_id if self._database else ""),
-            when=lambda: self._database is not None)
+            target=input.target, tenant_id=tenant, provider_id=self._database.provider_id if self._database else None))
         created = await self.step("create_database", DatabaseActivities.create_database,
                                   CreateDatabaseInput(tenant_id=tenant, target=input.target))
         self._database = created.database
@@ -124,10 +125,11 @@ class MigrateTenant(SagaWorkflow):
         self._record_rows(verified.tables)
 
         self.register("switch back", TenantActivities.switch_to_shared, SwitchBackInput(tenant_id=tenant))
-        await self.step("switch", TenantActivities.switch_to_dedicated,
-                        SwitchInput(tenant_id=tenant, database=self._database))
+        switched = await self.step("switch", TenantActivities.switch_to_dedicated,
+                                   SwitchInput(tenant_id=tenant, database=self._database))
+        expected = {name: rows + switched.added_rows.get(name, 0) for name, rows in verified.tables.items()}
         await self.step("post_checks", DataActivities.post_migration_checks,
-                        PostCheckInput(tenant_id=tenant, expected_rows=verified.tables))
+                        PostCheckInput(tenant_id=tenant, expected_rows=expected))
         if options.cleanup_grace_hours > 0:
             # The tenant works on its dedicated database during the grace period; rollback stays cheap
             # because its rows are still in shared until the timer fires.
@@ -136,9 +138,10 @@ class MigrateTenant(SagaWorkflow):
             self.log(f"cleanup deferred by {options.cleanup_grace_hours:g} h")
             await workflow.sleep(timedelta(hours=options.cleanup_grace_hours))
         if options.cleanup_shared:
+            # Unconditional: a cleanup that committed but whose reply was lost has deleted the rows all the
+            # same. Restore skips every table whose rows still match the archive, so it costs checksums only.
             self.register("restore shared rows", DataActivities.restore_from_archive,
-                          RestoreInput(tenant_id=tenant, archive_id=archive_id),
-                          when=lambda: self.status.cleanup_done)
+                          RestoreInput(tenant_id=tenant, archive_id=archive_id))
             await self.step("cleanup", DataActivities.cleanup_shared,
                             CleanupInput(tenant_id=tenant, archive_id=archive_id))
             self.status.cleanup_done = True
@@ -187,11 +190,13 @@ class MigrateTenant(SagaWorkflow):
 
     async def _await_schedule(self, input: MigrateTenantInput) -> None:
         notice = input.options.advance_notice_days
-        at = (self._approval.scheduled_at if self._approval else None) or input.scheduled_at
-        at = at or workflow.now() + timedelta(days=notice)
-        problem = schedule_problem(at, workflow.now(), notice)
+        chosen = (self._approval.scheduled_at if self._approval else None) or input.scheduled_at
+        # A time someone chose is checked again now (the approval may have come late); without one the
+        # migration starts as soon as the notice period allows.
+        problem = schedule_problem(chosen, workflow.now(), notice)
         if problem:
             raise ApplicationError(problem, type="ScheduleRejected", non_retryable=True)
+        at = chosen or workflow.now() + timedelta(days=notice)
         self.status.scheduled_at = at
         self.set_state(State.SCHEDULED, step="schedule")
         await self._notify(input.tenant_id, "scheduled", f"migration scheduled for {at.isoformat()}",

@@ -47,17 +47,20 @@ class RollbackTenant(SagaWorkflow):
                           MaintenanceInput(tenant_id=tenant, on=False))
             await self.step("maintenance_on", TenantActivities.set_maintenance,
                             MaintenanceInput(tenant_id=tenant, on=True))
-            await self.step("switch", TenantActivities.switch_to_shared, SwitchBackInput(tenant_id=tenant))
+            # Rows back first, then the switch: the switch audits itself in shared, and a restore must find
+            # the tenant's tables holding none of its rows or exactly the archive's.
             if report.cleanup_done and report.archive_id:
                 restored = await self.step("restore", DataActivities.restore_from_archive,
                                            RestoreInput(tenant_id=tenant, archive_id=report.archive_id))
                 self.log(f"restored {sum(restored.restored.values())} rows from archive {report.archive_id}")
+            await self.step("switch", TenantActivities.switch_to_shared, SwitchBackInput(tenant_id=tenant))
             await self.step("maintenance_off", TenantActivities.set_maintenance,
                             MaintenanceInput(tenant_id=tenant, on=False))
             self.compensations.clear()
             if report.database:
                 await self.step("drop_database", DatabaseActivities.drop_database,
-                                DropDatabaseInput(target=report.database.kind, provider_id=report.database.provider_id))
+                                DropDatabaseInput(target=report.database.kind, tenant_id=tenant,
+                                                  provider_id=report.database.provider_id))
             await self.step("notify", TenantActivities.notify,
                             NotifyInput(tenant_id=tenant, kind="rolled_back", message="tenant moved back to shared"))
         except BaseException as exc:

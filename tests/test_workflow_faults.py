@@ -1,0 +1,145 @@
+"""A fault after each step's real side effect, a cancellation, a duplicate start, a bad schedule, rollbacks:
+the saga leaves the shared database exactly as it was (by checksum) and no dedicated database behind."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+
+from activities.models import Approval, State
+from tenantmove import db
+from workflows.client import RequestRefused, start_migration, start_rollback
+from workflows.migrate import MigrateTenant
+
+from .world import approve, failing, make_template, make_world, shared_sums, slowed, wait_for
+
+TENANT = "sibelius-sinfonia"
+
+
+@pytest.fixture(scope="module")
+def template(pg_shared):
+    return make_template(pg_shared)
+
+
+@pytest.fixture
+async def world(pg_shared, pg_target, template, tmp_path):
+    async with httpx.AsyncClient() as http:
+        yield await make_world(pg_shared, pg_target, template, tmp_path, http)
+
+
+def _real(world, name: str):
+    import worker
+
+    return next(a for a in worker.activities_for(world.deps) if a.__temporal_activity_definition.name == name)
+
+
+def _once(predicate):
+    """True the first time `predicate(input)` holds, then never: the compensation's own call succeeds."""
+    fired = []
+
+    def check(input) -> bool:  # noqa: ANN001
+        if fired or not predicate(input):
+            return False
+        fired.append(True)
+        return True
+
+    return check
+
+
+FAULTS = {
+    "request_migration": None, "precheck": None, "maintenance on": ("set_maintenance", lambda i: i.on),
+    "export_archive": None, "create_database": None, "deploy_schema": None, "import_tenant": None,
+    "verify_import": None, "switch_to_dedicated": None, "post_migration_checks": None, "cleanup_shared": None,
+    "maintenance off": ("set_maintenance", lambda i: not i.on),
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+async def test_a_fault_after_any_step_is_undone(temporal_env, world, fault):
+    client = temporal_env.client
+    name, when = FAULTS[fault] or (fault, lambda _: True)
+    before = await shared_sums(world.shared)
+    async with world.worker(client, {name: failing(_real(world, name), when=_once(when))}):
+        handle = await start_migration(client, world.input(TENANT), task_queue=world.queue,
+                                       workflow_id=f"migrate-{TENANT}-{world.queue}")
+        if fault != "request_migration":  # that one fails before there is anything to approve
+            await approve(handle)
+        with pytest.raises(WorkflowFailureError) as info:
+            await handle.result()
+        status = await handle.query(MigrateTenant.query_status)
+    assert info.value.cause.cause.type == "InjectedFault"
+    assert status.state is State.ROLLED_BACK, status.log[-6:]
+    assert await shared_sums(world.shared) == before
+    assert world.dedicated_databases() == []
+    async with db.connection(world.shared) as conn:
+        state = await world.deps.registry.read(conn, TENANT)
+    assert (state.database_type, state.maintenance, state.has_database_url) == ("shared", False, False)
+
+
+async def test_cancellation_midway_is_undone(temporal_env, world):
+    client = temporal_env.client
+    slow_verify = slowed(_real(world, "verify_import"), 1.5)
+    before = await shared_sums(world.shared)
+    async with world.worker(client, {"verify_import": slow_verify}):
+        # No advance notice: polling does not make the test server skip time, so there must be no timer.
+        handle = await start_migration(client, world.input(TENANT, advance_notice_days=0), task_queue=world.queue,
+                                       workflow_id=f"migrate-{TENANT}-{world.queue}")
+        await approve(handle)
+        await wait_for(handle, lambda s: s.step == "verify", timeout=60)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        status = await handle.query(MigrateTenant.query_status)
+    assert status.state is State.ROLLED_BACK and status.last_error == "cancelled"
+    assert await shared_sums(world.shared) == before
+    assert world.dedicated_databases() == []
+
+
+async def test_second_migration_and_bad_schedules_are_refused_without_change(temporal_env, world):
+    client = temporal_env.client
+    before = await shared_sums(world.shared)
+    past = datetime.now(UTC) - timedelta(hours=1)
+    with pytest.raises(RequestRefused, match="in the past"):
+        await start_migration(client, world.input(TENANT).model_copy(update={"scheduled_at": past}),
+                              task_queue=world.queue)
+    too_soon = datetime.now(UTC) + timedelta(days=1)
+    with pytest.raises(RequestRefused, match="advance notice"):
+        await start_migration(client, world.input(TENANT).model_copy(update={"scheduled_at": too_soon}),
+                              task_queue=world.queue)
+    async with world.worker(client):
+        wid = f"migrate-{TENANT}-{world.queue}"
+        handle = await start_migration(client, world.input(TENANT), task_queue=world.queue, workflow_id=wid)
+        with pytest.raises(RequestRefused, match="already running"):
+            await start_migration(client, world.input(TENANT), task_queue=world.queue, workflow_id=wid)
+        await wait_for(handle, lambda s: s.state is State.AWAITING_APPROVAL)
+        with pytest.raises(WorkflowUpdateFailedError):
+            await handle.execute_update(MigrateTenant.approve_migration,
+                                        Approval(approver="ops", scheduled_at=past))
+        with pytest.raises(WorkflowUpdateFailedError):
+            await handle.execute_update(MigrateTenant.approve_migration, Approval(approver="ops", scheduled_at=too_soon))
+        status = await handle.query(MigrateTenant.query_status)
+        assert status.state is State.AWAITING_APPROVAL and status.approved_by is None
+        await handle.terminate("test over")
+    assert await shared_sums(world.shared) == before
+
+
+@pytest.mark.parametrize("cleanup", [True, False])
+async def test_rollback_after_a_completed_migration(temporal_env, world, cleanup):
+    client = temporal_env.client
+    before = await shared_sums(world.shared)
+    async with world.worker(client):
+        handle = await start_migration(client, world.input(TENANT, cleanup_shared=cleanup), task_queue=world.queue,
+                                       workflow_id=f"migrate-{TENANT}-{world.queue}")
+        await approve(handle)
+        report = await handle.result()
+        assert report.state is State.COMPLETED and report.cleanup_done is cleanup
+        assert world.dedicated_databases() != []
+        rollback = await start_rollback(client, report, task_queue=world.queue,
+                                        workflow_id=f"rollback-{TENANT}-{world.queue}")
+        result = await rollback.result()
+    assert result.state is State.ROLLED_BACK
+    assert await shared_sums(world.shared) == before
+    assert world.dedicated_databases() == []
