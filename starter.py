@@ -1,75 +1,88 @@
-"""Command line: seed the shared database, plan a tenant's move, explain a table or a row."""
+"""Command line: demo, migrate, approve, reject, status, rollback, plan, seed."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 
-from stagesub.local import prepare_embedded, shared_dsn
-from stagesub.seed import SIZES, OrchestraSpec, seed
-from tenantmove import db
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+
+from console import commands
+from console.planning import plan_command, seed_command
+from tenantmove.db import mask_dsn
 from tenantmove.errors import EngineError
-from tenantmove.explain import explain_row, explain_table, parse_row_key
 from tenantmove.logs import configure
-from tenantmove.plan import plan_schema
-from tenantmove.report import plan_document, render_plan
 from tenantmove.settings import Settings
-from tenantmove.survey import survey_tenant
-from tenantmove.tenants import require_tenant
-
-
-async def plan_command(settings: Settings, args: argparse.Namespace) -> str:
-    dsn = prepare_embedded(settings)
-    async with db.connection(dsn) as conn:
-        plan = await plan_schema(conn, settings.db_schema, settings.plan_rules())
-        await require_tenant(conn, plan, args.tenant)
-        if args.explain:
-            lines = explain_table(plan, args.explain)
-            if args.row:
-                verdict = await explain_row(conn, plan, args.explain, parse_row_key(plan, args.explain, args.row),
-                                            args.tenant)
-                lines += ["", *verdict.lines(args.explain, parse_row_key(plan, args.explain, args.row), args.tenant)]
-            return "\n".join(lines)
-        doc = plan_document(plan, await survey_tenant(conn, plan, args.tenant))
-    return json.dumps(doc, indent=2, ensure_ascii=False) if args.json else render_plan(doc)
-
-
-def seed_command(settings: Settings, args: argparse.Namespace) -> str:
-    dsn = prepare_embedded(settings) if not args.tenant else shared_dsn(settings)
-    if not args.tenant:
-        return f"shared database ready: {db.mask_dsn(dsn)}"
-    counts = seed(dsn, [OrchestraSpec(args.tenant, args.name or args.tenant, args.size, args.rows)])
-    return json.dumps(counts, indent=2)
+from workflows.client import RequestRefused
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="starter.py", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="everything local: migrate one orchestra end to end")
+    demo.add_argument("--keep", action="store_true", help="leave the Temporal UI up afterwards")
+    m = sub.add_parser("migrate", help="request a migration (it then waits for approval)")
+    m.add_argument("--tenant", required=True)
+    m.add_argument("--at", help="ISO 8601 time with zone; default: as soon as ADVANCE_NOTICE_DAYS allows")
+    m.add_argument("--target", choices=["postgres", "neon"], default="postgres")
+    m.add_argument("--reason")
+    m.add_argument("--timeframe", help="preferred time frame, free text")
+    for name in ("approve", "reject"):
+        d = sub.add_parser(name, help=f"{name} a waiting migration")
+        d.add_argument("--tenant", required=True)
+        d.add_argument("--approver", required=True)
+        d.add_argument("--comment" if name == "approve" else "--reason", required=name == "reject")
+        if name == "approve":
+            d.add_argument("--at", help="schedule: ISO 8601 time with zone")
+    s = sub.add_parser("status", help="a migration's state, step, progress and per-table rows")
+    s.add_argument("--tenant")
+    s.add_argument("--id", help="workflow id (default migrate-<tenant>)")
+    s.add_argument("--json", action="store_true")
+    r = sub.add_parser("rollback", help="undo a completed migration")
+    r.add_argument("--tenant", required=True)
     plan = sub.add_parser("plan", help="print what moving one tenant would copy and delete")
     plan.add_argument("--tenant", required=True)
     plan.add_argument("--json", action="store_true", help="machine-readable output")
     plan.add_argument("--explain", metavar="TABLE", help="why this table's rows belong to the tenant")
     plan.add_argument("--row", metavar="PK", help="with --explain: why this row belongs (or not)")
-    s = sub.add_parser("seed", help="prepare the shared database; with --tenant, add one orchestra")
-    s.add_argument("--tenant")
-    s.add_argument("--name")
-    s.add_argument("--size", choices=SIZES, default="small")
-    s.add_argument("--rows", type=int, help="rows in all for --size large (default 1,000,000)")
+    seed = sub.add_parser("seed", help="prepare the shared database; with --tenant, add one orchestra")
+    seed.add_argument("--tenant")
+    seed.add_argument("--name")
+    seed.add_argument("--size", choices=["small", "institution", "large"], default="small")
+    seed.add_argument("--rows", type=int, help="rows in all for --size large (default 1,000,000)")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+async def run(args: argparse.Namespace, settings: Settings, client: Client | None = None) -> str:
+    if args.command == "plan":
+        return await plan_command(settings, args)
+    if args.command == "seed":
+        return seed_command(settings, args)
+    if args.command == "demo":
+        from console.demo import run_demo
+
+        report = await run_demo(settings, keep=args.keep)
+        return f"demo finished: {report.state.value}"
+    client = client or await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
+                                            data_converter=pydantic_data_converter)
+    if args.command in ("migrate", "rollback"):
+        return await getattr(commands, args.command)(client, settings, args)
+    return await getattr(commands, args.command)(client, args)
+
+
+def main(argv: list[str] | None = None, client: Client | None = None) -> int:
     args = parser().parse_args(argv)
     settings = Settings()
     configure(settings.log_format)
     try:
-        out = asyncio.run(plan_command(settings, args)) if args.command == "plan" else seed_command(settings, args)
-    except EngineError as exc:
-        print(f"error: {db.mask_dsn(exc.message)}", file=sys.stderr)
+        print(asyncio.run(run(args, settings, client)))
+    except (EngineError, RequestRefused, WorkflowUpdateFailedError, RPCError) as exc:
+        message = getattr(exc, "message", None) or str(exc.cause if isinstance(exc, WorkflowUpdateFailedError) else exc)
+        print(f"error: {mask_dsn(str(message))}", file=sys.stderr)
         return 2
-    print(out)
     return 0
 
 

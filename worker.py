@@ -73,8 +73,8 @@ async def main() -> None:
     configure(settings.log_format)
     async with httpx.AsyncClient(timeout=10) as http:
         deps = await build_deps(settings, http)
-        worker = make_worker(await connect(settings), deps)
-        get_logger(task_queue=TASK_QUEUE, temporal=settings.temporal_address).info("worker started")
+        worker = make_worker(await connect(settings), deps, task_queue=settings.task_queue)
+        get_logger(task_queue=settings.task_queue, temporal=settings.temporal_address).info("worker started")
         await worker.run()
 
 

@@ -9,8 +9,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tenantmove.settings import Settings
+
 TargetKind = Literal["postgres", "neon"]
-TASK_QUEUE = "stagesub-migrate"
+TASK_QUEUE: str = Settings.model_fields["task_queue"].default  # defined once, in the settings
 
 
 class Frozen(BaseModel):

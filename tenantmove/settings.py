@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     log_format: str = Field(default="auto", description="auto | console | json")
     temporal_address: str = Field(default="localhost:7233", description="Temporal frontend host:port")
     temporal_namespace: str = Field(default="default", description="Temporal namespace")
+    task_queue: str = Field(default="stagesub-migrate", description="Temporal task queue of the worker")
     stats_queries: dict[str, str] = Field(
         default_factory=lambda: dict(STAGESUB_STATS),
         description="JSON object: name -> SQL returning one number for %(tenant)s; shown with each request",

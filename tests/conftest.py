@@ -14,6 +14,16 @@ from tenantmove.db import with_database
 from tenantmove.pgserver import LocalPostgres, debian_bin_dir
 
 
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """structlog's configuration is process-global: a test that configures it must not leak into the next."""
+    import structlog
+
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
+
+
 def _cluster(tmp_path_factory: pytest.TempPathFactory, name: str, bin_dir: Path | None = None
              ) -> Iterator[LocalPostgres]:
     data_dir = tmp_path_factory.mktemp(name) / "data"

@@ -85,14 +85,15 @@ class World:
 async def make_world(pg_shared: LocalPostgres, pg_target: LocalPostgres, template: str, tmp_path: Path,
                      http: httpx.AsyncClient) -> World:
     shared = copy_of(pg_shared, template)
+    queue = f"q-{uuid.uuid4()}"
     settings = Settings(shared_database_url=shared, state_dir=tmp_path, postgres_admin_url=pg_target.dsn(),
-                        log_format="json")
+                        log_format="json", task_queue=queue)
     log = io.StringIO()
     configure("json", stream=log)
     deps = await worker_module.build_deps(settings, http)
     prefix = f"w{uuid.uuid4().hex[:6]}_"
     deps.providers = {"postgres": PostgresProvider(pg_target.dsn(), deps.secrets, prefix=prefix)}
-    return World(shared, pg_target, settings, deps, f"q-{uuid.uuid4()}", log, prefix)
+    return World(shared, pg_target, settings, deps, queue, log, prefix)
 
 
 def failing(real: Callable, *, when: Callable[[object], bool] = lambda _: True, before: bool = False) -> Callable:

@@ -45,7 +45,7 @@ class Compensation:
 
 
 def timing_key(step: str) -> str:
-    return {"maintenance_on": "maintenance", "maintenance_off": "maintenance"}.get(step, step)
+    return {"maintenance_on": "maintenance", "maintenance_off": "maintenance", "announce": "notify"}.get(step, step)
 
 
 def describe(exc: BaseException) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -103,7 +104,8 @@ class MigrateTenant(SagaWorkflow):
 
         self.register("maintenance off", TenantActivities.set_maintenance, MaintenanceInput(tenant_id=tenant, on=False))
         await self.step("maintenance_on", TenantActivities.set_maintenance, MaintenanceInput(tenant_id=tenant, on=True))
-        archive_id = f"{workflow.info().workflow_id}-{workflow.info().run_id}"
+        # A file name: tenant ids may hold quotes, slashes or spaces; the run id alone makes it unique.
+        archive_id = f"{re.sub(r'[^A-Za-z0-9._-]+', '_', tenant)[:60]}-{workflow.info().run_id}"
         await self.step("export", DataActivities.export_archive, ExportInput(tenant_id=tenant, archive_id=archive_id))
         self.status.archive_id = archive_id
 
@@ -134,7 +136,8 @@ class MigrateTenant(SagaWorkflow):
             # The tenant works on its dedicated database during the grace period; rollback stays cheap
             # because its rows are still in shared until the timer fires.
             await self._maintenance_off(tenant)
-            await self._notify(tenant, "migrated", "migration complete; shared rows kept for the grace period")
+            await self._notify(tenant, "migrated", "migration complete; shared rows kept for the grace period",
+                               step="announce")
             self.log(f"cleanup deferred by {options.cleanup_grace_hours:g} h")
             await workflow.sleep(timedelta(hours=options.cleanup_grace_hours))
         if options.cleanup_shared:
@@ -151,17 +154,18 @@ class MigrateTenant(SagaWorkflow):
             await self._maintenance_off(tenant)
         # From here on the migration stands: nothing is undone if only the notification fails.
         self.compensations.clear()
-        self.set_state(State.COMPLETED)
         await self._notify(tenant, "completed", "migration to the dedicated database completed")
+        self.status.progress = 100
+        self.set_state(State.COMPLETED)
 
     async def _maintenance_off(self, tenant: str) -> None:
         await self.step("maintenance_off", TenantActivities.set_maintenance,
                         MaintenanceInput(tenant_id=tenant, on=False))
         self.compensations = [c for c in self.compensations if c.name != "maintenance off"]
 
-    async def _notify(self, tenant: str, kind: str, message: str, **details: str) -> None:
+    async def _notify(self, tenant: str, kind: str, message: str, *, step: str = "notify", **details: str) -> None:
         try:
-            await self.step("notify", TenantActivities.notify,
+            await self.step(step, TenantActivities.notify,
                             NotifyInput(tenant_id=tenant, kind=kind, message=message, details=details))
         except ApplicationError as exc:
             self.log(f"notification {kind} failed: {exc.message}")
@@ -184,8 +188,6 @@ class MigrateTenant(SagaWorkflow):
             raise Stop(State.EXPIRED, f"no decision within {timeout_hours:g} hours") from None
         if self._rejection is not None:
             raise Stop(State.REJECTED, f"rejected by {self._rejection.approver}: {self._rejection.reason}")
-        assert self._approval is not None
-        self.status.approved_by = self._approval.approver
         self.advance("approval")
 
     async def _await_schedule(self, input: MigrateTenantInput) -> None:
@@ -200,7 +202,7 @@ class MigrateTenant(SagaWorkflow):
         self.status.scheduled_at = at
         self.set_state(State.SCHEDULED, step="schedule")
         await self._notify(input.tenant_id, "scheduled", f"migration scheduled for {at.isoformat()}",
-                           scheduled_at=at.isoformat())
+                           step="announce", scheduled_at=at.isoformat())
         while (delay := at - workflow.now()) > timedelta(0):
             await workflow.sleep(delay)
         self.advance("schedule")
@@ -239,6 +241,7 @@ class MigrateTenant(SagaWorkflow):
 
     def _set_approval(self, approval: Approval) -> None:
         self._approval = approval
+        self.status.approved_by = approval.approver
         self.log(f"approved by {approval.approver}")
 
     def _set_rejection(self, rejection: Rejection) -> None:
