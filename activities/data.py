@@ -28,7 +28,7 @@ from tenantmove.checksum import table_checksum
 from tenantmove.cleanup import delete_tenant_rows
 from tenantmove.errors import ArchiveError, IntegrityProblem
 from tenantmove.logs import get_logger
-from tenantmove.mover import copy_tenant, selections, verify_tenant
+from tenantmove.mover import copy_tenant, restore_cycle_links, selections, suspend_cycle_links, verify_tenant
 from tenantmove.smoke import post_migration_checks
 
 HEARTBEAT_SECONDS = 2.0
@@ -87,6 +87,7 @@ class DataActivities:
         async with db.connection(self.deps.shared_dsn) as src, \
                 db.connection(self.deps.dedicated_dsn(input.database)) as dst:
             plan = await self.deps.plan(src)
+            await suspend_cycle_links(dst, plan)
             for name in plan.load_order:
                 if name in done:
                     continue
@@ -95,6 +96,7 @@ class DataActivities:
                 done.append(name)
                 activity.heartbeat(ImportProgress(done=done, table=None, rows=0).model_dump())
                 log.info("table imported", table=name, rows=result[0].rows, method=result[0].method)
+            await restore_cycle_links(src, dst, plan)
         return ImportResult(tables=rows, resumed_from=list(previous.done))
 
     @activity.defn

@@ -38,13 +38,21 @@ async def delete_tenant_rows(conn: psycopg.AsyncConnection, plan: Plan, tenant: 
             await conn.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS {}").format(
                 sql.Identifier(temp[name]), selection.query), params)
         await _refuse_outside_references(conn, plan, temp)
-        for name in order:
+        # One statement for every table: foreign keys are checked at its end, so tables that point at each
+        # other (a cycle) delete as cleanly as a parent and its children.
+        ctes, counts = [], []
+        for i, name in enumerate(order):
             key = _delete_key(plan, name)
             match = sql.SQL(" AND ").join(
                 sql.SQL("{} = {}").format(sql.Identifier("x", c), sql.Identifier("d", c)) for c in key)
-            cur = await conn.execute(sql.SQL("DELETE FROM {} x USING {} d WHERE {}").format(
-                sql.Identifier(plan.schema, name), sql.Identifier(temp[name]), match))
-            deleted[name] = cur.rowcount
+            ctes.append(sql.SQL("{} AS (DELETE FROM {} x USING {} d WHERE {} RETURNING 1)").format(
+                sql.Identifier(f"deleted_{i}"), sql.Identifier(plan.schema, name), sql.Identifier(temp[name]), match))
+            counts.append(sql.SQL("(SELECT count(*) FROM {})").format(sql.Identifier(f"deleted_{i}")))
+        if order:
+            cur = await conn.execute(sql.SQL("WITH {} SELECT {}").format(sql.SQL(", ").join(ctes),
+                                                                        sql.SQL(", ").join(counts)))
+            row = await cur.fetchone()
+            deleted = {name: int(count) for name, count in zip(order, row or (), strict=True)}
     return deleted
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import psycopg
+from psycopg import sql
 
 from tenantmove.checksum import TableChecksum, checksums, read_snapshot
 from tenantmove.copy import CopyResult, copy_rows
@@ -23,6 +24,40 @@ def selections(plan: Plan, tenant: str, tables: Iterable[str] | None = None) -> 
     return [tenant_selection(plan, name, tenant) for name in plan.load_order if wanted is None or name in wanted]
 
 
+async def suspend_cycle_links(dst: psycopg.AsyncConnection, plan: Plan) -> list[str]:
+    """Drop, on the target, the foreign keys that close a cycle of tables: one side of a cycle has to be
+    loaded before its parent exists. Idempotent (IF EXISTS)."""
+    dropped = []
+    await settle(dst)
+    async with dst.transaction():
+        for fk in plan.cycle_links:
+            await dst.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}").format(
+                sql.Identifier(plan.schema, fk.table), sql.Identifier(fk.name)))
+            dropped.append(fk.name)
+    return dropped
+
+
+async def restore_cycle_links(src: psycopg.AsyncConnection, dst: psycopg.AsyncConnection, plan: Plan) -> None:
+    """Add back, as the shared database defines them, the links suspend_cycle_links dropped; adding a foreign
+    key validates every row, so a load that broke one fails here."""
+    for fk in plan.cycle_links:
+        cur = await src.execute(
+            "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c WHERE c.conname = %s AND c.conrelid = "
+            "(quote_ident(%s) || '.' || quote_ident(%s))::regclass", (fk.name, plan.schema, fk.table))
+        definition = await cur.fetchone()
+        cur = await dst.execute(
+            "SELECT 1 FROM pg_constraint c WHERE c.conname = %s AND c.conrelid = "
+            "(quote_ident(%s) || '.' || quote_ident(%s))::regclass", (fk.name, plan.schema, fk.table))
+        if definition is None or await cur.fetchone() is not None:
+            continue
+        await settle(dst)
+        async with dst.transaction():
+            # The definition text comes from the server's own catalog (pg_get_constraintdef).
+            await dst.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(  # type: ignore[arg-type]
+                sql.Identifier(plan.schema, fk.table), sql.Identifier(fk.name), sql.SQL(definition[0])))
+    await settle(src)
+
+
 async def copy_tenant(src: psycopg.AsyncConnection, dst: psycopg.AsyncConnection, plan: Plan, tenant: str, *,
                       tables: Iterable[str] | None = None, on_progress: TableProgress | None = None
                       ) -> list[CopyResult]:
@@ -31,6 +66,9 @@ async def copy_tenant(src: psycopg.AsyncConnection, dst: psycopg.AsyncConnection
     table copied again is skipped or repaired (copy_rows is idempotent), so a retry resumes where it stopped.
     """
     results = []
+    whole = tables is None
+    if whole:
+        await suspend_cycle_links(dst, plan)
     await settle(src)
     async with read_snapshot(src):
         for selection in selections(plan, tenant, tables):
@@ -38,6 +76,8 @@ async def copy_tenant(src: psycopg.AsyncConnection, dst: psycopg.AsyncConnection
                 else None
             await settle(dst)  # each table commits on its own (copy_rows' block must not be a savepoint)
             results.append(await copy_rows(src, dst, selection, on_progress=report))
+    if whole:
+        await restore_cycle_links(src, dst, plan)
     await advance_sequences(dst, plan)
     await dst.commit()
     return results

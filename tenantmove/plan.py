@@ -80,6 +80,9 @@ class Plan:
     tables: dict[str, TablePlan]
     load_order: list[str]
     warnings: list[str] = field(default_factory=list)
+    # Links whose child loads before its parent (a cycle broken there): dropped on the target for the load
+    # and added back, validated, after it.
+    cycle_links: list[ForeignKey] = field(default_factory=list)
 
     @property
     def schema(self) -> str:
@@ -320,9 +323,10 @@ def _load_order(plan: Plan) -> list[str]:
         if not ready:
             name, parent = _cycle_break(remaining, parents, fk_of)
             parents[name].discard(parent)
+            plan.cycle_links.extend(fk_of[(name, parent)])
             links = ", ".join(fk.describe() for fk in fk_of[(name, parent)])
-            plan.warnings.append(f"{name}: foreign-key cycle; loaded before its parent {parent} ({links}): the "
-                                 "loader checks that constraint at commit")
+            plan.warnings.append(f"{name}: foreign-key cycle; loaded before its parent {parent} ({links}): that "
+                                 "constraint is dropped on the target for the load and validated when added back")
             continue
         first = ready[0] if plan.tenant_table not in ready else plan.tenant_table
         order.append(first)
@@ -332,7 +336,21 @@ def _load_order(plan: Plan) -> list[str]:
 
 def _cycle_break(remaining: set[str], parents: dict[str, set[str]],
                  fk_of: dict[tuple[str, str], list[ForeignKey]]) -> tuple[str, str]:
-    candidates = sorted((name, parent) for name in remaining for parent in parents[name] & remaining)
+    def reaches(start: str, goal: str) -> bool:
+        seen, stack = {start}, [start]
+        while stack:
+            for nxt in parents[stack.pop()] & remaining:
+                if nxt == goal:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return False
+
+    # Only a link inside a cycle (its parent leads back to the child) may be broken; tables merely waiting
+    # behind a cycle are not part of it.
+    candidates = sorted((name, parent) for name in remaining for parent in parents[name] & remaining
+                        if reaches(parent, name))
     nullable = [c for c in candidates if all(not fk.not_null for fk in fk_of[c])]
     return (nullable or candidates)[0]
 

@@ -33,3 +33,5 @@ CREATE TABLE comment (id serial PRIMARY KEY, document_id bigint REFERENCES docum
 CREATE TABLE audit (id bigserial PRIMARY KEY, "tenantId" integer, action text NOT NULL, detail jsonb);
 CREATE TABLE invoice (id serial PRIMARY KEY, org_id integer NOT NULL REFERENCES organisation (id),
                       currency text NOT NULL REFERENCES currency (code), amount numeric(12, 2));
+-- A cycle: a team's lead document belongs to the team (document -> team is NOT NULL, team -> document nullable).
+ALTER TABLE team ADD COLUMN lead_doc bigint REFERENCES document (id);

@@ -62,3 +62,4 @@ FROM generate_series(1, 300) g;
 INSERT INTO audit ("tenantId", action) VALUES (NULL, 'system'), (99, 'deleted tenant');
 INSERT INTO invoice (org_id, currency, amount) SELECT g % 3 + 1, (ARRAY['EUR','USD'])[g % 2 + 1], g * 10.5
 FROM generate_series(1, 40) g;
+UPDATE team t SET lead_doc = (SELECT min(d.id) FROM document d WHERE d.team_org = t.org_id AND d.team_no = t.team_no);
