@@ -158,3 +158,38 @@ def expect_now():
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+async def test_a_blocking_precheck_stops_before_any_change(temporal_env, world):
+    client = temporal_env.client
+    async with db.connection(world.shared, autocommit=True) as conn:
+        await conn.execute('UPDATE "BackgroundJob" SET status = \'running\', "finishedAt" = NULL '
+                           'WHERE id = (SELECT min(id) FROM "BackgroundJob" WHERE "tenantId" = %s)', [TENANT])
+    before = await shared_sums(world.shared)
+    async with world.worker(client):
+        handle = await start_migration(client, world.input(TENANT), task_queue=world.queue,
+                                       workflow_id=f"migrate-{TENANT}-{world.queue}")
+        await approve(handle)
+        with pytest.raises(WorkflowFailureError) as info:
+            await handle.result()
+    failure = info.value.cause.cause
+    assert failure.type == "PrecheckFailed" and "running" in failure.message
+    assert await shared_sums(world.shared) == before
+    assert world.dedicated_databases() == []
+
+
+async def test_cleanup_waits_for_the_grace_period(temporal_env, world):
+    client = temporal_env.client
+    async with world.worker(client):
+        handle = await start_migration(client, world.input(TENANT, cleanup_grace_hours=24), task_queue=world.queue,
+                                       workflow_id=f"migrate-{TENANT}-{world.queue}")
+        await approve(handle)
+        report = await handle.result()  # the test server skips the notice and the grace timer
+        status = await handle.query("status")
+    assert report.state is State.COMPLETED and report.cleanup_done
+    lines = status["log"]
+    off = next(i for i, line in enumerate(lines) if "maintenance_off done" in line)
+    deferred = next(i for i, line in enumerate(lines) if "cleanup deferred by 24 h" in line)
+    cleanup = next(i for i, line in enumerate(lines) if "cleanup done" in line)
+    assert off < deferred < cleanup  # the tenant was writable on its dedicated database during the grace period
+    assert (await _expected_sums(world.shared, ["Musician"]))["Musician"][0] == 0
