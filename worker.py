@@ -44,7 +44,7 @@ async def build_deps(settings: Settings, http: httpx.AsyncClient) -> Deps:
     registry = TenantRegistry(settings.db_schema, settings.tenant_table, plan.tenant_key, settings.tenant_columns(),
                               settings.audit_spec())
     return Deps(settings=settings, shared_dsn=shared, secrets=secrets,
-                providers={"postgres": PostgresProvider(admin, secrets)}, notifier=FanoutNotifier(*notifiers),
+                providers={"postgres": PostgresProvider(admin, secrets, prefix=settings.dedicated_name_prefix)}, notifier=FanoutNotifier(*notifiers),
                 registry=registry, migrations_dir=Path(settings.prisma_migrations_dir or MIGRATIONS_DIR))
 
 

@@ -91,7 +91,8 @@ class DataActivities:
             for name in plan.load_order:
                 if name in done:
                     continue
-                result = await copy_tenant(src, dst, plan, input.tenant_id, tables=[name], on_progress=progress)
+                result = await copy_tenant(src, dst, plan, input.tenant_id, tables=[name], on_progress=progress,
+                                           max_rows_per_second=self.deps.settings.copy_max_rows_per_second)
                 rows[name] = result[0].rows
                 done.append(name)
                 activity.heartbeat(ImportProgress(done=done, table=None, rows=0).model_dump())

@@ -39,6 +39,9 @@ class MigrationOptions(Frozen):
     approval_timeout_hours: float = Field(default=72, gt=0)
     cleanup_grace_hours: float = Field(default=0, ge=0)
     cleanup_shared: bool = True  # False keeps the tenant's rows in shared after the move (cheapest rollback)
+    # How long a data step may go without a heartbeat before Temporal retries it elsewhere: a killed worker
+    # costs this much time, a too-short value retries a healthy step that paused (a lock wait).
+    heartbeat_timeout_seconds: float = Field(default=120, gt=0)
 
 
 class MigrateTenantInput(Frozen):

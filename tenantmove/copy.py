@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable
@@ -128,7 +129,8 @@ async def choose_format(src: AsyncConnection, dst: AsyncConnection, selection: R
 
 
 async def _pipe(src: AsyncConnection, dst: AsyncConnection, selection: RowSelection, target: sql.Composable,
-                fmt: CopyFormat, on_progress: ProgressCallback | None, chunk_bytes: int) -> tuple[int, int]:
+                fmt: CopyFormat, on_progress: ProgressCallback | None, chunk_bytes: int,
+                max_rows_per_second: float = 0) -> tuple[int, int]:
     """COPY the selection out of src into `target` on dst, chunk by chunk; returns (rows, bytes)."""
     options = sql.SQL("(FORMAT binary)" if fmt == "binary" else "(FORMAT text)")
     copy_out = sql.SQL("COPY ({}) TO STDOUT {}").format(selection.query, options)
@@ -138,6 +140,7 @@ async def _pipe(src: AsyncConnection, dst: AsyncConnection, selection: RowSelect
     # the COPY command tags and is checked on both sides.
     messages = nbytes = 0
     buffer = bytearray()
+    started = time.monotonic()
     async with src.cursor() as out_cur, dst.cursor() as in_cur:
         async with in_cur.copy(copy_in) as writer:
             async with out_cur.copy(copy_out, dict(selection.params) or None) as reader:
@@ -150,6 +153,8 @@ async def _pipe(src: AsyncConnection, dst: AsyncConnection, selection: RowSelect
                         nbytes += len(chunk)
                         if on_progress is not None:
                             on_progress(messages, nbytes)
+                        if max_rows_per_second > 0:
+                            await _keep_pace(started, messages, max_rows_per_second)
             if buffer:
                 await writer.write(buffer)
                 nbytes += len(buffer)
@@ -160,6 +165,13 @@ async def _pipe(src: AsyncConnection, dst: AsyncConnection, selection: RowSelect
     if on_progress is not None:
         on_progress(received, nbytes)
     return received, nbytes
+
+
+async def _keep_pace(started: float, rows: int, max_rows_per_second: float) -> None:
+    """Sleep until `rows` is no faster than the limit: COPY_MAX_ROWS_PER_SECOND spares a busy shared database."""
+    ahead = rows / max_rows_per_second - (time.monotonic() - started)
+    if ahead > 0:
+        await asyncio.sleep(ahead)
 
 
 async def _has_rows(conn: AsyncConnection, target: sql.Composable) -> bool:
@@ -175,12 +187,12 @@ def _cols(prefix: str, names: tuple[str, ...]) -> sql.Composed:
 
 async def _merge(src: AsyncConnection, dst: AsyncConnection, selection: RowSelection, scope: RowSelection,
                  target: sql.Composable, fmt: CopyFormat, on_progress: ProgressCallback | None,
-                 chunk_bytes: int) -> tuple[int, int]:
+                 chunk_bytes: int, max_rows_per_second: float = 0) -> tuple[int, int]:
     """Stage the source rows in a temp table, drop scope rows the source lacks, upsert the rest on the key."""
     stage = sql.Identifier(f"tenantmove_stage_{uuid.uuid4().hex[:12]}")
     await dst.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA")
                       .format(stage, selection.column_list, target))
-    rows, nbytes = await _pipe(src, dst, selection, stage, fmt, on_progress, chunk_bytes)
+    rows, nbytes = await _pipe(src, dst, selection, stage, fmt, on_progress, chunk_bytes, max_rows_per_second)
     key = selection.key
     # Delete before upserting: a stale row may hold a value of another unique column a source row needs.
     await dst.execute(sql.SQL(
@@ -219,7 +231,7 @@ async def _delete_scope(dst: AsyncConnection, scope: RowSelection, target: sql.C
 async def copy_rows(src: AsyncConnection, dst: AsyncConnection, selection: RowSelection, *,
                     target_table: str | None = None, target_schema: str | None = None,
                     target_scope: RowSelection | None = None, on_progress: ProgressCallback | None = None,
-                    chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> CopyResult:
+                    chunk_bytes: int = DEFAULT_CHUNK_BYTES, max_rows_per_second: float = 0) -> CopyResult:
     """Copy the rows `selection` returns on src into the same table (or target_schema.target_table) on dst.
 
     Idempotent: an empty target is loaded in one transaction; a target whose `target_scope` rows already
@@ -250,11 +262,12 @@ async def copy_rows(src: AsyncConnection, dst: AsyncConnection, selection: RowSe
                     method = "merge" if selection.key else "replace"
             if method == "merge":
                 rows, nbytes = await _merge(src, dst, selection, target_scope, target, fmt, on_progress,
-                                            chunk_bytes)
+                                            chunk_bytes, max_rows_per_second)
             else:
                 if method == "replace":
                     await _delete_scope(dst, target_scope, target)
-                rows, nbytes = await _pipe(src, dst, selection, target, fmt, on_progress, chunk_bytes)
+                rows, nbytes = await _pipe(src, dst, selection, target, fmt, on_progress, chunk_bytes,
+                                           max_rows_per_second)
     except psycopg.Error as exc:
         raise engine_error(exc, table=selection.table, action="copy") from exc
     return CopyResult(selection.table, rows, nbytes, fmt, time.monotonic() - started, method=method)

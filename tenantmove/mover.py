@@ -59,8 +59,8 @@ async def restore_cycle_links(src: psycopg.AsyncConnection, dst: psycopg.AsyncCo
 
 
 async def copy_tenant(src: psycopg.AsyncConnection, dst: psycopg.AsyncConnection, plan: Plan, tenant: str, *,
-                      tables: Iterable[str] | None = None, on_progress: TableProgress | None = None
-                      ) -> list[CopyResult]:
+                      tables: Iterable[str] | None = None, on_progress: TableProgress | None = None,
+                      max_rows_per_second: float = 0) -> list[CopyResult]:
     """Copy every copied table (or just `tables`) of the tenant, parents first, all read from one snapshot of
     the source so that the target's foreign keys hold. Each table commits on its own on the target, and a
     table copied again is skipped or repaired (copy_rows is idempotent), so a retry resumes where it stopped.
@@ -75,7 +75,8 @@ async def copy_tenant(src: psycopg.AsyncConnection, dst: psycopg.AsyncConnection
             report = (lambda rows, size, name=selection.table: on_progress(name, rows, size)) if on_progress \
                 else None
             await settle(dst)  # each table commits on its own (copy_rows' block must not be a savepoint)
-            results.append(await copy_rows(src, dst, selection, on_progress=report))
+            results.append(await copy_rows(src, dst, selection, on_progress=report,
+                                           max_rows_per_second=max_rows_per_second))
     if whole:
         await restore_cycle_links(src, dst, plan)
     await advance_sequences(dst, plan)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -61,9 +62,10 @@ def describe(exc: BaseException) -> str:
 
 
 class SagaWorkflow:
-    def __init__(self, status: MigrationStatus) -> None:
+    def __init__(self, status: MigrationStatus, heartbeat_timeout: timedelta | None = None) -> None:
         self.status = status
         self.compensations: list[Compensation] = []
+        self.heartbeat_timeout = heartbeat_timeout
 
     # ---- status -------------------------------------------------------------------------------------
     def log(self, line: str) -> None:
@@ -111,8 +113,9 @@ class SagaWorkflow:
     async def step(self, name: str, method: Callable[..., Any], arg: Any) -> Any:
         self.begin(name)
         timing = TIMEOUTS[timing_key(name)]
+        heartbeat = (self.heartbeat_timeout or timing.heartbeat) if timing.heartbeat else None
         result = await workflow.execute_activity_method(
-            method, arg, start_to_close_timeout=timing.start_to_close, heartbeat_timeout=timing.heartbeat,
+            method, arg, start_to_close_timeout=timing.start_to_close, heartbeat_timeout=heartbeat,
             retry_policy=LONG if timing.heartbeat else QUICK, summary=f"{name} {self.status.tenant_id}",
             # Wait for a cancelled activity to stop before compensating: dropping a database while an
             # import still writes to it would race.

@@ -65,7 +65,8 @@ class MigrateTenant(SagaWorkflow):
         # Built from the input before any handler runs: a signal or query that arrives with the first
         # workflow task already finds the status and the notice period.
         super().__init__(MigrationStatus(tenant_id=input.tenant_id, target=input.target,
-                                         scheduled_at=input.scheduled_at))
+                                         scheduled_at=input.scheduled_at),
+                         timedelta(seconds=input.options.heartbeat_timeout_seconds))
         self._notice_days = input.options.advance_notice_days
         self._approval: Approval | None = None
         self._rejection: Rejection | None = None
@@ -122,6 +123,8 @@ class MigrateTenant(SagaWorkflow):
         imported = await self.step("import", DataActivities.import_tenant,
                                    ImportInput(tenant_id=tenant, database=self._database))
         self._record_rows(imported.tables)
+        if imported.resumed_from:
+            self.log(f"import resumed after a retry: {len(imported.resumed_from)} table(s) were already copied")
         verified = await self.step("verify", DataActivities.verify_import,
                                    VerifyInput(tenant_id=tenant, database=self._database))
         self._record_rows(verified.tables)
