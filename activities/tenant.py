@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from psycopg import sql
 from temporalio import activity
 
 from activities.common import Deps, boundary
@@ -26,6 +25,7 @@ from tenantmove.errors import PrecheckFailed, TenantStateError
 from tenantmove.logs import get_logger
 from tenantmove.notify import Notification
 from tenantmove.precheck import PrecheckQueries, blocking, run_precheck
+from tenantmove.stats import tenant_figures
 from tenantmove.survey import survey_tenant
 
 
@@ -52,11 +52,7 @@ class TenantActivities:
             self.deps.provider(input.target)
             plan = await self.deps.plan(conn)
             survey = await survey_tenant(conn, plan, input.tenant_id, orphans=False, conflicts=False)
-            figures = {}
-            for name, query in self.deps.settings.stats_queries.items():
-                cur = await conn.execute(sql.SQL(query), {"tenant": input.tenant_id})  # type: ignore[arg-type]
-                row = await cur.fetchone()
-                figures[name] = int(row[0]) if row and row[0] is not None else 0
+            figures = await tenant_figures(conn, self.deps.settings.stats_queries, input.tenant_id)
             await conn.rollback()
         tables = {name: t.rows for name, t in survey.tables.items() if plan.tables[name].copied}
         stats = TenantStats(figures=figures, rows=sum(tables.values()),

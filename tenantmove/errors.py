@@ -14,10 +14,18 @@
     │   ├── SecretMissing            no secret stored under that reference
     │   ├── PrecheckFailed           the tenant is busy or unsafe to move now (.findings)
     │   ├── PostCheckFailed          the dedicated database fails the post-migration smoke tests
-    │   └── ProviderError            the database provider refused a step (objects depend on a role ...)
+    │   ├── ProviderError            the database provider refused a step (objects depend on a role ...)
+    │   └── NeonError                Neon's API refused a call (.status, .code, .neon_message, .request_id)
+    │       ├── NeonAuthFailed       401/403: the API key is missing, wrong or not allowed
+    │       ├── NeonNotFound         404: no such project (or path)
+    │       ├── NeonRequestRejected  422 and other 4xx: the request does not fit Neon's rules
+    │       ├── NeonOperationFailed  a project operation ended in error/cancelled (or stayed failed)
+    │       └── NeonDuplicateProjects  two projects carry the name that should identify one tenant
     └── TransientError               the same call may succeed later
         ├── DatabaseUnavailable      connection refused or dropped
-        └── NotificationFailed       a notifier could not deliver (webhook non-2xx, transport error)
+        ├── NotificationFailed       a notifier could not deliver (webhook non-2xx, transport error)
+        └── NeonUnavailable          Neon answered 429/5xx, or the connection failed, after the retries
+            └── NeonOperationPending  project operations still running when the wait ended
 
 Activities turn PermanentError into ApplicationError(type=<class name>, non_retryable=True); messages are
 lower case and say what was expected and what was found.
@@ -116,3 +124,49 @@ class SchemaMismatch(PermanentError):
     def __init__(self, message: str, *, differences: list[str] | None = None, **fields: str | None) -> None:
         super().__init__(message, **fields)
         self.differences = differences or []
+
+
+class NeonError(PermanentError):
+    """Neon's API refused a call; carries its GeneralError code and message (never the API key)."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str = "", neon_message: str = "",
+                 request_id: str | None = None, **fields: str | None) -> None:
+        super().__init__(message, **fields)
+        self.status = status
+        self.code = code
+        self.neon_message = neon_message
+        self.request_id = request_id
+
+
+class NeonAuthFailed(NeonError):
+    pass
+
+
+class NeonNotFound(NeonError):
+    pass
+
+
+class NeonRequestRejected(NeonError):
+    pass
+
+
+class NeonOperationFailed(NeonError):
+    pass
+
+
+class NeonDuplicateProjects(NeonError):
+    def __init__(self, message: str, *, project_ids: list[str] | None = None, **fields: str | None) -> None:
+        super().__init__(message, **fields)  # type: ignore[arg-type]
+        self.project_ids = project_ids or []
+
+
+class NeonUnavailable(TransientError):
+    """Neon answered 429/503/5xx or could not be reached, and the client's own retries ran out."""
+
+    def __init__(self, message: str, *, status: int | None = None, **fields: str | None) -> None:
+        super().__init__(message, **fields)
+        self.status = status
+
+
+class NeonOperationPending(NeonUnavailable):
+    pass

@@ -261,13 +261,8 @@ class SelectionBuilder:
             tp = self.plan.tables[table]
             self_edges = [fk for fk in tp.self_edges if tp.role is Role.OWNED]
             if self_edges:
-                q.recursive = True
-                alias2, prev = q.alias(), q.alias()
-                joins = _any([_eq(alias2, fk.columns, prev, fk.ref_columns) for fk in self_edges])
-                step = sql.SQL("SELECT {} FROM {} {} JOIN {} {} ON {}").format(
-                    self._cols(alias2, table), sql.Identifier(self.schema, table), sql.Identifier(alias2),
-                    sql.Identifier(name), sql.Identifier(prev), joins)
-                base = sql.SQL("{} UNION {}").format(base, step)
+                # A row pointing at an owned row of its own table is owned too (a reply to a comment).
+                base = self._recursive(q, table, name, base, self_edges, child_is_new=True)
             q.ctes[name] = base
         finally:
             self._building.discard(table)
@@ -282,17 +277,24 @@ class SelectionBuilder:
             alias = q.alias()
             base = self._select_from(table, alias, self._referenced(q, table, alias))
             self_edges = [fk for fk in self.plan.tables[table].ref_edges if fk.table == table]
-            q.recursive = True
-            alias2, prev = q.alias(), q.alias()
-            # A copied row pointing at another row of its own table pulls that row in too.
-            joins = _any([_eq(prev, fk.columns, alias2, fk.ref_columns) for fk in self_edges])
-            step = sql.SQL("SELECT {} FROM {} {} JOIN {} {} ON {}").format(
-                self._cols(alias2, table), sql.Identifier(self.schema, table), sql.Identifier(alias2),
-                sql.Identifier(name), sql.Identifier(prev), joins)
-            q.ctes[name] = sql.SQL("{} UNION {}").format(base, step)
+            # A copied row pointing at another row of its own table pulls that row in too (an inviter).
+            q.ctes[name] = self._recursive(q, table, name, base, self_edges, child_is_new=False)
         finally:
             self._building.discard(table)
         return name
+
+    def _recursive(self, q: _Query, table: str, name: str, base: sql.Composable, self_edges: list[ForeignKey], *,
+                   child_is_new: bool) -> sql.Composable:
+        """base UNION the rows of `table` linked through a self-reference to rows already in CTE `name`: the
+        new row is the referencing child (ownership flows down) or the referenced parent (copies flow up)."""
+        q.recursive = True
+        new, seen = q.alias(), q.alias()
+        child, parent = (new, seen) if child_is_new else (seen, new)
+        joins = _any([_eq(child, fk.columns, parent, fk.ref_columns) for fk in self_edges])
+        step = sql.SQL("SELECT {} FROM {} {} JOIN {} {} ON {}").format(
+            self._cols(new, table), sql.Identifier(self.schema, table), sql.Identifier(new),
+            sql.Identifier(name), sql.Identifier(seen), joins)
+        return sql.SQL("{} UNION {}").format(base, step)
 
     def _in_cte(self, table: str, alias: str, cte: str) -> sql.Composable:
         cols = self._cte_columns(table)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tenantmove.plan import PlanRules
@@ -156,3 +156,13 @@ class Settings(BaseSettings):
     @property
     def embedded_data_dir(self) -> Path:
         return self.state_dir / "pg-shared"
+
+    # ---- Neon target (issue 5); appended here, read by worker.py when NEON_API_KEY is set --------------
+    neon_api_key: SecretStr | None = Field(
+        default=None, description="Neon API key (bearer); unset = no neon target. Never shown in repr or logs")
+    neon_api_url: str = Field(default="https://console.neon.tech/api/v2", description="Neon API v2 base URL")
+    neon_region: str = Field(default="aws-eu-north-1", description="region_id of new Neon projects")
+    neon_pg_version: int = Field(default=15, ge=14, le=18, description="Postgres major version of new Neon projects")
+    neon_min_cu: float = Field(default=0.5, ge=0.25, description="autoscaling minimum compute units")
+    neon_max_cu: float = Field(default=2, ge=0.25, description="autoscaling maximum compute units")
+    neon_project_prefix: str = Field(default="stagesub-", description="Neon project name = prefix + tenant slug")

@@ -91,3 +91,23 @@ async def temporal_env():
     yield env
     await env.shutdown()
     await asyncio.sleep(0.5)  # the SDK's exit crash (sdk-python #300) needs a moment after shutdown
+
+
+# ---- the workflow tests' world ------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def stagesub_template(pg_shared):
+    """Three seeded orchestras, made once; each world copies it with CREATE DATABASE ... TEMPLATE."""
+    from .world import make_template
+
+    return make_template(pg_shared)
+
+
+@pytest.fixture
+async def world(pg_shared, pg_target, stagesub_template, tmp_path):
+    """A fresh shared database, a dedicated server, a worker's deps and a task queue of its own."""
+    import httpx
+
+    from .world import make_world
+
+    async with httpx.AsyncClient() as http:
+        yield await make_world(pg_shared, pg_target, stagesub_template, tmp_path, http)

@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 
 import starter
 from workflows.client import RequestRefused
 
-from .world import make_template, make_world, wait_for
-
-
-@pytest.fixture(scope="module")
-def template(pg_shared):
-    return make_template(pg_shared)
-
-
-@pytest.fixture
-async def world(pg_shared, pg_target, template, tmp_path):
-    async with httpx.AsyncClient() as http:
-        yield await make_world(pg_shared, pg_target, template, tmp_path, http)
+from .world import wait_for
 
 
 async def _run(argv, world, client) -> str:

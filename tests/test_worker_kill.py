@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 from temporalio.client import WorkflowHandle
@@ -20,7 +19,7 @@ from workflows.client import start_migration
 
 from . import stagesub_expect as expect
 from .test_workflow import _expected_sums, _target_sums
-from .world import approve, make_template, make_world
+from .world import approve
 
 TENANT = "sibelius-sinfonia"
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,15 +42,6 @@ async def dev_env():
     await asyncio.sleep(0.5)
 
 
-@pytest.fixture(scope="module")
-def template(pg_shared):
-    return make_template(pg_shared)
-
-
-@pytest.fixture
-async def world(pg_shared, pg_target, template, tmp_path):
-    async with httpx.AsyncClient() as http:
-        yield await make_world(pg_shared, pg_target, template, tmp_path, http)
 
 
 def _worker(world, address: str, log: Path) -> subprocess.Popen:

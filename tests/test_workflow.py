@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 from temporalio.client import WorkflowFailureError
 
@@ -13,20 +12,11 @@ from tenantmove import db
 from workflows.client import start_migration
 
 from . import stagesub_expect as expect
-from .world import approve, make_template, make_world, shared_sums, wait_for
+from .world import approve, shared_sums, wait_for
 
 TENANT = "sibelius-sinfonia"
 
 
-@pytest.fixture(scope="module")
-def template(pg_shared):
-    return make_template(pg_shared)
-
-
-@pytest.fixture
-async def world(pg_shared, pg_target, template, tmp_path):
-    async with httpx.AsyncClient() as http:
-        yield await make_world(pg_shared, pg_target, template, tmp_path, http)
 
 
 async def _target_sums(dsn: str, tables) -> dict[str, tuple[int, str]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 
@@ -14,20 +13,11 @@ from tenantmove import db
 from workflows.client import RequestRefused, start_migration, start_rollback
 from workflows.migrate import MigrateTenant
 
-from .world import approve, failing, make_template, make_world, shared_sums, slowed, wait_for
+from .world import approve, failing, shared_sums, slowed, wait_for
 
 TENANT = "sibelius-sinfonia"
 
 
-@pytest.fixture(scope="module")
-def template(pg_shared):
-    return make_template(pg_shared)
-
-
-@pytest.fixture
-async def world(pg_shared, pg_target, template, tmp_path):
-    async with httpx.AsyncClient() as http:
-        yield await make_world(pg_shared, pg_target, template, tmp_path, http)
 
 
 def _real(world, name: str):
