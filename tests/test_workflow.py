@@ -10,6 +10,7 @@ from temporalio.client import WorkflowFailureError
 from activities.models import Rejection, State
 from tenantmove import db
 from workflows.client import start_migration
+from workflows.steps import MIGRATION_STATE, TENANT_ID
 
 from . import stagesub_expect as expect
 from .world import approve, shared_sums, wait_for
@@ -58,7 +59,10 @@ async def test_happy_path_moves_exactly_the_tenant_and_leaks_no_secret(temporal_
         await approve(handle)
         report = await handle.result()
         status = await handle.query("status")  # a query needs a running worker
+        attributes = (await handle.describe()).typed_search_attributes
     assert report.state is State.COMPLETED and report.cleanup_done and report.database is not None
+    # what `temporal workflow list --query 'TenantId="..." AND MigrationState="completed"'` finds
+    assert attributes.get(TENANT_ID) == TENANT and attributes.get(MIGRATION_STATE) == "completed"
     dsn = world.deps.dedicated_dsn(report.database)
     # The dedicated database holds exactly what the hand-written predicates select, table by table.
     assert await _target_sums(dsn, moved) == before_rows
