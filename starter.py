@@ -11,7 +11,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 from console import commands
-from console.planning import plan_command, seed_command
+from console.planning import plan_command, recommend_command, seed_command
 from tenantmove.db import mask_dsn
 from tenantmove.errors import EngineError
 from tenantmove.logs import configure
@@ -48,6 +48,9 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="machine-readable output")
     plan.add_argument("--explain", metavar="TABLE", help="why this table's rows belong to the tenant")
     plan.add_argument("--row", metavar="PK", help="with --explain: why this row belongs (or not)")
+    rec = sub.add_parser("recommend", help="tenants past the automatic triggers for a dedicated database")
+    rec.add_argument("--json", action="store_true")
+    rec.add_argument("--all", action="store_true", help="list every shared tenant with its figures")
     seed = sub.add_parser("seed", help="prepare the shared database; with --tenant, add one orchestra")
     seed.add_argument("--tenant")
     seed.add_argument("--name")
@@ -61,6 +64,8 @@ async def run(args: argparse.Namespace, settings: Settings, client: Client | Non
         return await plan_command(settings, args)
     if args.command == "seed":
         return seed_command(settings, args)
+    if args.command == "recommend":
+        return await recommend_command(settings, args)
     if args.command == "demo":
         from console.demo import run_demo
 

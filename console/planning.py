@@ -32,6 +32,25 @@ async def plan_command(settings: Settings, args: argparse.Namespace) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False) if args.json else render_plan(doc)
 
 
+async def recommend_command(settings: Settings, args: argparse.Namespace) -> str:
+    from tenantmove.recommend import recommend
+    from tenantmove.tenant_state import TenantRegistry
+
+    dsn = prepare_embedded(settings)
+    async with db.connection(dsn) as conn:
+        plan = await plan_schema(conn, settings.db_schema, settings.plan_rules())
+        registry = TenantRegistry(settings.db_schema, settings.tenant_table, plan.tenant_key, settings.tenant_columns())
+        found = await recommend(conn, registry, settings.stats_queries, settings.recommend_thresholds,
+                                include_all=args.all)
+    if args.json:
+        return json.dumps([{"tenant": r.tenant, "figures": r.figures, "crossed": r.crossed} for r in found], indent=2)
+    if not found:
+        return "no tenant crosses a threshold: " + ", ".join(f"{k} > {v:,}" for k, v in
+                                                             settings.recommend_thresholds.items())
+    return "\n".join(f"{r.tenant:<32} {', '.join(r.crossed) or '-':<48} "
+                     + ", ".join(f"{k} {v:,}" for k, v in r.figures.items()) for r in found)
+
+
 def seed_command(settings: Settings, args: argparse.Namespace) -> str:
     dsn = prepare_embedded(settings) if not args.tenant else shared_dsn(settings)
     if not args.tenant:

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     temporal_address: str = Field(default="localhost:7233", description="Temporal frontend host:port")
     temporal_namespace: str = Field(default="default", description="Temporal namespace")
     task_queue: str = Field(default="stagesub-migrate", description="Temporal task queue of the worker")
+    recommend_thresholds: dict[str, int] = Field(
+        default_factory=lambda: {"musicians": 300, "monthly_requests": 1000, "active_projects": 50},
+        description="JSON object: STATS_QUERIES name -> the figure above which a dedicated database is advised")
     dedicated_name_prefix: str = Field(default="tenant_", description="prefix of dedicated database and role names")
     copy_max_rows_per_second: float = Field(
         default=0, ge=0, description="cap on rows/s per table copy, to spare a busy shared database; 0 = no cap")

@@ -68,3 +68,15 @@ def test_compose_file_runs_temporal_with_its_ui():
     assert "7233:7233" in services["temporal"]["ports"]
     assert "8233:8080" in services["temporal-ui"]["ports"]
     assert services["temporal-ui"]["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"
+
+
+def test_recommend_lists_tenants_past_the_triggers(env, capsys, seeded):
+    from stagesub.seed import OrchestraSpec, seed
+
+    seed(seeded, [OrchestraSpec("big-band", "Big Band", "institution")])
+    assert starter.main(["recommend", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert [r["tenant"] for r in found] == ["big-band"]
+    assert found[0]["figures"]["musicians"] >= 300 and any("musicians" in c for c in found[0]["crossed"])
+    assert starter.main(["recommend", "--all", "--json"]) == 0
+    assert {r["tenant"] for r in json.loads(capsys.readouterr().out)} == {"big-band", "tiny", "o'q"}
