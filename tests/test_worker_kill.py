@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import psycopg
-import pytest
 from temporalio.client import WorkflowHandle
 
 from activities.models import ImportProgress, State
@@ -23,23 +22,6 @@ from .world import approve
 
 TENANT = "sibelius-sinfonia"
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-async def dev_env():
-    """The real dev server: after a worker dies it moves the workflow off that worker's sticky queue, which the
-    time-skipping test server does not do."""
-    from temporalio.contrib.pydantic import pydantic_data_converter
-    from temporalio.testing import WorkflowEnvironment
-
-    from workflows.steps import SEARCH_ATTRIBUTES
-
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=os.path.join(os.path.dirname(sys.executable), "temporal"),
-        search_attributes=SEARCH_ATTRIBUTES, data_converter=pydantic_data_converter, dev_server_log_level="error")
-    yield env
-    await env.shutdown()
-    await asyncio.sleep(0.5)
 
 
 
