@@ -24,6 +24,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="everything local: migrate one orchestra end to end")
     demo.add_argument("--keep", action="store_true", help="leave the Temporal UI up afterwards")
+    demo.add_argument("--target", choices=["postgres", "neon"], default="postgres", help="dedicated database kind")
     m = sub.add_parser("migrate", help="request a migration (it then waits for approval)")
     m.add_argument("--tenant", required=True)
     m.add_argument("--at", help="ISO 8601 time with zone; default: as soon as ADVANCE_NOTICE_DAYS allows")
@@ -75,7 +76,7 @@ async def run(args: argparse.Namespace, settings: Settings, client: Client | Non
     if args.command == "demo":
         from console.demo import run_demo
 
-        report = await run_demo(settings, keep=args.keep)
+        report = await run_demo(settings, keep=args.keep, target=args.target)
         return f"demo finished: {report.state.value}"
     client = client or await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
                                             data_converter=pydantic_data_converter)

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.common import Deps
@@ -21,9 +22,12 @@ from stagesub.local import shared_dsn
 from stagesub.schema import MIGRATIONS_DIR
 from tenantmove import db
 from tenantmove.logs import configure, get_logger
+from tenantmove.neon.client import NeonClient
 from tenantmove.notify import FanoutNotifier, LogNotifier, Notifier, WebhookNotifier
 from tenantmove.pgserver import LocalPostgres
 from tenantmove.plan import plan_schema
+from tenantmove.providers import DatabaseProvider
+from tenantmove.providers.neon import NeonProvider
 from tenantmove.providers.postgres import PostgresProvider
 from tenantmove.secrets import FileSecretStore
 from tenantmove.settings import Settings
@@ -43,8 +47,15 @@ async def build_deps(settings: Settings, http: httpx.AsyncClient) -> Deps:
         notifiers.append(WebhookNotifier(http, settings.notify_webhook_url))
     registry = TenantRegistry(settings.db_schema, settings.tenant_table, plan.tenant_key, settings.tenant_columns(),
                               settings.audit_spec())
-    return Deps(settings=settings, shared_dsn=shared, secrets=secrets,
-                providers={"postgres": PostgresProvider(admin, secrets, prefix=settings.dedicated_name_prefix)}, notifier=FanoutNotifier(*notifiers),
+    providers: dict[str, DatabaseProvider] = {
+        "postgres": PostgresProvider(admin, secrets, prefix=settings.dedicated_name_prefix)}
+    if settings.neon_api_key is not None:
+        neon = NeonClient(http, settings.neon_api_url, settings.neon_api_key.get_secret_value())
+        providers["neon"] = NeonProvider(neon, secrets, region=settings.neon_region,
+                                         pg_version=settings.neon_pg_version, min_cu=settings.neon_min_cu,
+                                         max_cu=settings.neon_max_cu, name_prefix=settings.neon_project_prefix)
+    return Deps(settings=settings, shared_dsn=shared, secrets=secrets, providers=providers,
+                notifier=FanoutNotifier(*notifiers),
                 registry=registry, migrations_dir=Path(settings.prisma_migrations_dir or MIGRATIONS_DIR))
 
 
@@ -64,8 +75,11 @@ def make_worker(client: Client, deps: Deps, task_queue: str = TASK_QUEUE) -> Wor
 
 
 async def connect(settings: Settings) -> Client:
+    # The SDK's own metrics (task latencies, slots, failures) served for Prometheus at METRICS_ADDRESS.
+    runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=settings.metrics_address))) \
+        if settings.metrics_address else None
     return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                data_converter=pydantic_data_converter)
+                                data_converter=pydantic_data_converter, runtime=runtime)
 
 
 async def main() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets as random_secrets
 import socket
 import sys
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import psycopg
 from psycopg import sql
+from pydantic import SecretStr
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -22,6 +24,8 @@ from console.progress import bar, render_status
 from stagesub.local import prepare_embedded
 from stagesub.seed import OrchestraSpec, seed
 from tenantmove.logs import configure
+from tenantmove.neon.fake import FakeNeon
+from tenantmove.pgserver import LocalPostgres
 from tenantmove.settings import Settings
 from worker import build_deps, make_worker
 from workflows.client import start_migration
@@ -76,10 +80,17 @@ async def follow(handle, out: Print) -> None:  # noqa: ANN001 - a WorkflowHandle
         await asyncio.sleep(0.2)
 
 
-async def run_demo(settings: Settings, *, keep: bool = False, out: Print = print) -> MigrationReport:
+async def run_demo(settings: Settings, *, keep: bool = False, out: Print = print, target: str = "postgres"
+                   ) -> MigrationReport:
     configure(settings.log_format, level=logging.WARNING)
     shared = prepare_embedded(settings)
     tenant = pick_tenant(shared)
+    fake: FakeNeon | None = None
+    if target == "neon":  # Neon is not reachable from here: a local Neon backed by the embedded dedicated server
+        key = random_secrets.token_urlsafe(24)
+        fake = FakeNeon(LocalPostgres(settings.state_dir / "pg-dedicated").start().dsn(), key).start()
+        settings = settings.model_copy(update={"neon_api_key": SecretStr(key), "neon_api_url": fake.url})
+        out(f"local Neon API at {fake.url} (projects backed by the embedded dedicated Postgres)")
     ui_port = free_or(8233)
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(), ui=True, ui_port=ui_port, search_attributes=SEARCH_ATTRIBUTES,
@@ -89,7 +100,7 @@ async def run_demo(settings: Settings, *, keep: bool = False, out: Print = print
             deps = await build_deps(settings, http)
             async with make_worker(env.client, deps, task_queue=settings.task_queue):
                 # The demo gives no advance notice so it runs now; a real request waits ADVANCE_NOTICE_DAYS.
-                input = MigrateTenantInput(tenant_id=tenant, reason="demo: outgrew the shared tier",
+                input = MigrateTenantInput(tenant_id=tenant, reason="demo: outgrew the shared tier", target=target,
                                            options=MigrationOptions(advance_notice_days=0, approval_timeout_hours=1))
                 handle = await start_migration(env.client, input, task_queue=settings.task_queue)
                 out(f"Temporal UI: http://127.0.0.1:{ui_port}/namespaces/default/workflows/{handle.id}")
@@ -108,5 +119,7 @@ async def run_demo(settings: Settings, *, keep: bool = False, out: Print = print
                     await asyncio.Event().wait()
                 return report
     finally:
+        if fake is not None:
+            fake.stop()
         await env.shutdown()
         await asyncio.sleep(0.5)  # the SDK's exit crash (sdk-python #300) needs a moment after shutdown

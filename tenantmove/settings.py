@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     temporal_address: str = Field(default="localhost:7233", description="Temporal frontend host:port")
     temporal_namespace: str = Field(default="default", description="Temporal namespace")
     task_queue: str = Field(default="stagesub-migrate", description="Temporal task queue of the worker")
+    metrics_address: str = Field(
+        default="", description="host:port where the worker serves Temporal SDK metrics for Prometheus; empty = off")
     recommend_thresholds: dict[str, int] = Field(
         default_factory=lambda: {"musicians": 300, "monthly_requests": 1000, "active_projects": 50},
         description="JSON object: STATS_QUERIES name -> the figure above which a dedicated database is advised")

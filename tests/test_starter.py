@@ -11,6 +11,7 @@ import yaml
 import starter
 from stagesub.schema import deploy_reference_schema
 from stagesub.seed import OrchestraSpec, seed
+from tenantmove.settings import Settings
 
 from .conftest import create_database
 
@@ -68,6 +69,35 @@ def test_compose_file_runs_temporal_with_its_ui():
     assert "7233:7233" in services["temporal"]["ports"]
     assert "8233:8080" in services["temporal-ui"]["ports"]
     assert services["temporal-ui"]["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"
+    # The worker: built here, pointed at the compose Temporal, every variable one the settings object reads.
+    worker = services["worker"]
+    assert worker["build"] == "." and (ROOT / "Dockerfile").exists()
+    env = worker["environment"]
+    known = {name.upper() for name in Settings.model_fields}
+    assert set(env) <= known, set(env) - known
+    assert env["TEMPORAL_ADDRESS"] == "temporal:7233" and env["TASK_QUEUE"] == Settings().task_queue
+    assert "9464:9464" in worker["ports"] and env["METRICS_ADDRESS"].endswith(":9464")
+    assert "worker-state" in compose["volumes"]
+
+
+async def test_worker_serves_sdk_metrics_for_prometheus(dev_env):
+    import socket
+
+    import httpx
+
+    import worker
+    from tenantmove.settings import Settings as S
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    target = dev_env.client.service_client.config.target_host
+    settings = S(temporal_address=target, metrics_address=f"127.0.0.1:{port}")
+    client = await worker.connect(settings)
+    await client.count_workflows()  # any call: the client's request metrics appear
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    assert "temporal_request" in text
 
 
 def test_recommend_lists_tenants_past_the_triggers(env, capsys, seeded):

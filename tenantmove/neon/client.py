@@ -55,7 +55,8 @@ class NeonClient:
 
     def __init__(self, http: httpx.AsyncClient, base_url: str, api_key: str, *, max_retries: int = 6,
                  backoff: float = 0.5, max_backoff: float = 8.0, lock_wait: float = 60.0,
-                 poll_interval: float = 0.5, org_id: str | None = None) -> None:
+                 poll_interval: float = 0.5, max_retry_after: float = 60.0,
+                 org_id: str | None = None) -> None:
         if not api_key:
             raise NeonAuthFailed("expected a neon api key (NEON_API_KEY), found none", status=None)
         self.http = http
@@ -66,6 +67,7 @@ class NeonClient:
         self.max_backoff = max_backoff
         self.lock_wait = lock_wait
         self.poll_interval = poll_interval
+        self.max_retry_after = max_retry_after
         self.org_id = org_id
         self.log = get_logger(component="neon")
 
@@ -80,10 +82,10 @@ class NeonClient:
         retry_after = response.headers.get("retry-after") if response is not None else None
         if retry_after:
             try:
-                return min(max(float(retry_after), 0.0), self.max_backoff * 4)
+                return min(max(float(retry_after), 0.0), self.max_retry_after)
             except ValueError:
                 when = email.utils.parsedate_to_datetime(retry_after)
-                return min(max(when.timestamp() - time.time(), 0.0), self.max_backoff * 4)
+                return min(max(when.timestamp() - time.time(), 0.0), self.max_retry_after)
         return min(self.backoff * 2 ** attempt, self.max_backoff)
 
     async def _request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,

@@ -116,8 +116,6 @@ def make_app(admin_dsn: str, api_key: str, *, faults: FaultPlan, operation_delay
     lock = asyncio.Lock()
 
     def reply(request: Request, body: dict[str, Any], status: int = 200) -> JSONResponse:
-        route = request.scope.get("route")
-        log.append({"method": request.method, "path": getattr(route, "path", None), "status": status, "body": body})
         return JSONResponse(body, status)
 
     def project_body(p: FakeProject) -> dict[str, Any]:
@@ -246,9 +244,11 @@ def make_app(admin_dsn: str, api_key: str, *, faults: FaultPlan, operation_delay
             ids = [p.id for p in items]
             items = items[ids.index(cursor) + 1:] if cursor in ids else []
         page = items[:limit]
-        return reply(request, {"projects": [list_item(p) for p in page], "unavailable_project_ids": [],
-                               "pagination": {"cursor": page[-1].id if page else (cursor or "")},
-                               "applications": {}, "integrations": {}})
+        out: dict[str, Any] = {"projects": [list_item(p) for p in page], "unavailable_project_ids": [],
+                               "applications": {}, "integrations": {}}
+        if page or cursor:  # Pagination.cursor has minLength 1
+            out["pagination"] = {"cursor": page[-1].id if page else cursor}
+        return reply(request, out)
 
     async def get_project(request: Request) -> Response:
         p = project_or_404(request)
@@ -280,8 +280,10 @@ def make_app(admin_dsn: str, api_key: str, *, faults: FaultPlan, operation_delay
             ids = [op.id for op in ops]
             ops = ops[ids.index(cursor) + 1:] if cursor in ids else []
         page = ops[:limit]
-        return reply(request, {"operations": [op_body(p, op) for op in page],
-                               "pagination": {"cursor": page[-1].id if page else (cursor or "")}})
+        out: dict[str, Any] = {"operations": [op_body(p, op) for op in page]}
+        if page or cursor:
+            out["pagination"] = {"cursor": page[-1].id if page else cursor}
+        return reply(request, out)
 
     async def get_operation(request: Request) -> Response:
         p = project_or_404(request)
@@ -384,16 +386,32 @@ def make_app(admin_dsn: str, api_key: str, *, faults: FaultPlan, operation_delay
             async def swallow(message: Any) -> None:
                 pass
 
-            await inner(scope, receive, swallow)  # the project is made; its reply never arrives
+            await inner(scope, receive, recorder(scope, swallow))  # the project is made; its reply never arrives
             await send({"type": "http.response.start", "status": 201,
                         "headers": [(b"content-length", b"1000"), (b"content-type", b"application/json")]})
             raise _Drop()
         if response is not None:
-            log.append({"method": scope["method"], "path": None, "status": response.status_code,
-                        "body": json.loads(bytes(response.body))})
-            await response(scope, receive, send)
+            await response(scope, receive, recorder(scope, send))
             return
-        await inner(scope, receive, send)
+        await inner(scope, receive, recorder(scope, send))
+
+    def recorder(scope: Any, send: Any) -> Any:
+        """Every reply, as served, for the spec test: method, route template (None before routing), body."""
+        status, chunks = 0, []
+
+        async def record(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    route = getattr(scope.get("route"), "path", None)
+                    log.append({"method": scope["method"], "path": route.removeprefix(base) if route else None,
+                                "status": status, "body": json.loads(b"".join(chunks) or b"null")})
+            await send(message)
+
+        return record
 
     return app  # type: ignore[return-value]
 
