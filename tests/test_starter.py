@@ -80,6 +80,19 @@ def test_compose_file_runs_temporal_with_its_ui():
     assert "worker-state" in compose["volumes"]
 
 
+def test_docker_compose_accepts_the_file():
+    import shutil
+    import subprocess
+
+    docker = shutil.which("docker")
+    if docker is None or subprocess.run([docker, "compose", "version"], capture_output=True).returncode != 0:
+        pytest.skip("the docker CLI here has no compose plugin")
+    done = subprocess.run([docker, "compose", "-f", str(ROOT / "docker-compose.temporal.yml"), "config", "--quiet"],
+                          capture_output=True, text=True, env={"SHARED_DATABASE_URL": "postgresql://x@db/x",
+                                                               "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+
+
 async def test_worker_serves_sdk_metrics_for_prometheus(dev_env):
     import socket
 
