@@ -32,6 +32,7 @@ from tenantmove.providers.postgres import PostgresProvider
 from tenantmove.secrets import FileSecretStore
 from tenantmove.settings import Settings
 from tenantmove.tenant_state import TenantRegistry
+from workflows.fleet import MigrateMany
 from workflows.migrate import MigrateTenant
 from workflows.rollback import RollbackTenant
 
@@ -59,12 +60,12 @@ async def build_deps(settings: Settings, http: httpx.AsyncClient) -> Deps:
                 registry=registry, migrations_dir=Path(settings.prisma_migrations_dir or MIGRATIONS_DIR))
 
 
-WORKFLOWS = [MigrateTenant, RollbackTenant]
+WORKFLOWS = [MigrateTenant, RollbackTenant, MigrateMany]
 
 
 def activities_for(deps: Deps) -> list[Callable[..., Any]]:
     tenant, data, database = TenantActivities(deps), DataActivities(deps), DatabaseActivities(deps)
-    return [tenant.request_migration, tenant.precheck, tenant.set_maintenance, tenant.switch_to_dedicated,
+    return [tenant.request_migration, tenant.recommended_tenants, tenant.precheck, tenant.set_maintenance, tenant.switch_to_dedicated,
             tenant.switch_to_shared, tenant.notify, data.export_archive, data.import_tenant, data.verify_import,
             data.post_migration_checks, data.cleanup_shared, data.restore_from_archive,
             database.create_database, database.drop_database, database.deploy_schema]

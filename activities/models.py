@@ -286,6 +286,30 @@ class NotifyResult(Frozen):
     delivered: bool
 
 
+class RecommendInput(Frozen):
+    pass
+
+
+class RecommendResult(Frozen):
+    tenant_ids: list[str]
+
+
+class MigrateManyInput(Frozen):
+    """A fleet: these tenants, or (empty) every shared tenant past the automatic triggers."""
+
+    tenant_ids: list[str] = []
+    reason: str = ""
+    target: TargetKind = "postgres"
+    max_concurrent: int = Field(default=2, ge=1, le=50)
+    batch_approval: bool = True  # one decision for the batch; False: each migration waits for its own
+    options: MigrationOptions = MigrationOptions()
+
+
+class FleetReport(Frozen):
+    state: State
+    results: dict[str, str]  # tenant -> completed / rolled_back / rejected / an error
+
+
 class RollbackInput(Frozen):
     tenant_id: str
     report: MigrationReport

@@ -12,6 +12,8 @@ from activities.models import (
     NotifyResult,
     PrecheckInput,
     PrecheckResult,
+    RecommendInput,
+    RecommendResult,
     RequestInput,
     RequestResult,
     SwitchBackInput,
@@ -25,6 +27,7 @@ from tenantmove.errors import PrecheckFailed, TenantStateError
 from tenantmove.logs import get_logger
 from tenantmove.notify import Notification
 from tenantmove.precheck import PrecheckQueries, blocking, run_precheck
+from tenantmove.recommend import recommend
 from tenantmove.stats import tenant_figures
 from tenantmove.survey import survey_tenant
 
@@ -100,6 +103,14 @@ class TenantActivities:
         async with db.connection(self.deps.shared_dsn) as conn:
             before = await self.deps.registry.switch_to_shared(conn, input.tenant_id)
         return SwitchBackResult(switched_back=before.database_type != "shared")
+
+    @activity.defn
+    @boundary
+    async def recommended_tenants(self, input: RecommendInput) -> RecommendResult:
+        async with db.connection(self.deps.shared_dsn) as conn:
+            found = await recommend(conn, self.deps.registry, self.deps.settings.stats_queries,
+                                    self.deps.settings.recommend_thresholds)
+        return RecommendResult(tenant_ids=[r.tenant for r in found])
 
     @activity.defn
     @boundary
