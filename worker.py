@@ -14,6 +14,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.common import Deps
+from activities.context import LogContext
 from activities.data import DataActivities
 from activities.database import DatabaseActivities
 from activities.models import TASK_QUEUE
@@ -72,7 +73,8 @@ def activities_for(deps: Deps) -> list[Callable[..., Any]]:
 
 
 def make_worker(client: Client, deps: Deps, task_queue: str = TASK_QUEUE) -> Worker:
-    return Worker(client, task_queue=task_queue, workflows=WORKFLOWS, activities=activities_for(deps))
+    return Worker(client, task_queue=task_queue, workflows=WORKFLOWS, activities=activities_for(deps),
+                  interceptors=[LogContext()])
 
 
 async def connect(settings: Settings) -> Client:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import structlog
 from temporalio import activity
 
 from activities.common import Deps, boundary
@@ -81,7 +82,11 @@ class DataActivities:
             now = time.monotonic()
             if now - last_beat >= HEARTBEAT_SECONDS:
                 last_beat = now
-                activity.heartbeat(ImportProgress(done=done, table=table, rows=rows).model_dump())
+                expected = input.rows_expected.get(table)
+                note = f"importing {table} {rows:,}" + (f"/{expected:,}" if expected is not None else "") + \
+                    f" ({len(done)}/{len(plan.load_order)} tables done)"
+                activity.heartbeat(ImportProgress(done=done, table=table, rows=rows, rows_expected=expected,
+                                                  note=note).model_dump())
 
         rows: dict[str, int] = {}
         async with db.connection(self.deps.shared_dsn) as src, \
@@ -91,11 +96,13 @@ class DataActivities:
             for name in plan.load_order:
                 if name in done:
                     continue
-                result = await copy_tenant(src, dst, plan, input.tenant_id, tables=[name], on_progress=progress,
-                                           max_rows_per_second=self.deps.settings.copy_max_rows_per_second)
+                with structlog.contextvars.bound_contextvars(table=name):
+                    result = await copy_tenant(src, dst, plan, input.tenant_id, tables=[name], on_progress=progress,
+                                               max_rows_per_second=self.deps.settings.copy_max_rows_per_second)
                 rows[name] = result[0].rows
                 done.append(name)
-                activity.heartbeat(ImportProgress(done=done, table=None, rows=0).model_dump())
+                activity.heartbeat(ImportProgress(
+                    done=done, note=f"{len(done)}/{len(plan.load_order)} tables imported, last {name}").model_dump())
                 log.info("table imported", table=name, rows=result[0].rows, method=result[0].method)
             await restore_cycle_links(src, dst, plan)
         return ImportResult(tables=rows, resumed_from=list(previous.done))

@@ -205,6 +205,7 @@ class DeploySchemaResult(Frozen):
 class ImportInput(Frozen):
     tenant_id: str
     database: DatabaseRef
+    rows_expected: dict[str, int] = {}  # from the request's survey: lets the heartbeat say "412,000/800,000"
 
 
 class ImportProgress(Frozen):
@@ -213,6 +214,8 @@ class ImportProgress(Frozen):
     done: list[str] = []
     table: str | None = None
     rows: int = 0
+    rows_expected: int | None = None
+    note: str = ""  # what the Temporal UI shows on the pending activity: "importing CommunicationLog 412,000/800,000"
 
 
 class ImportResult(Frozen):

@@ -40,8 +40,9 @@ async def _tables_done(handle: WorkflowHandle) -> list[str]:
         if pending.activity_type.name == "import_tenant" and pending.heartbeat_details.payloads:
             import json
 
-            data = json.loads(pending.heartbeat_details.payloads[0].data)
-            return ImportProgress.model_validate(data).done
+            progress = ImportProgress.model_validate(json.loads(pending.heartbeat_details.payloads[0].data))
+            assert "import" in progress.note  # what the UI shows on the pending activity
+            return progress.done
     return []
 
 

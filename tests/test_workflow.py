@@ -88,6 +88,11 @@ async def test_happy_path_moves_exactly_the_tenant_and_leaks_no_secret(temporal_
     # No password anywhere in the history or the worker's log lines.
     history = json.dumps((await handle.fetch_history()).to_json_dict())
     assert password not in history and password not in world.log.getvalue()
+    # every activity log line carries who and where: tenant, workflow id, activity (and the table on import)
+    lines = [json.loads(line) for line in world.log.getvalue().splitlines() if line.startswith("{")]
+    imported = [line for line in lines if line.get("event") == "table imported"]
+    assert imported and all(line["tenant"] == TENANT and line["workflow_id"] == handle.id and
+                            line["activity"] == "import_tenant" and line["table"] for line in imported)
     assert "import" in history and world.log.getvalue()
 
 

@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 
 import worker as worker_module
 from activities.common import Deps
+from activities.context import LogContext
 from activities.models import Approval, MigrateTenantInput, MigrationOptions, MigrationStatus
 from stagesub.schema import deploy_reference_schema
 from stagesub.seed import DEFAULT_ORCHESTRAS, seed
@@ -74,7 +75,8 @@ class World:
             return worker_module.make_worker(client, self.deps, task_queue=self.queue)
         acts = [replace.get(getattr(a, "__temporal_activity_definition").name, a)
                 for a in worker_module.activities_for(self.deps)]
-        return Worker(client, task_queue=self.queue, workflows=worker_module.WORKFLOWS, activities=acts)
+        return Worker(client, task_queue=self.queue, workflows=worker_module.WORKFLOWS, activities=acts,
+                      interceptors=[LogContext()])
 
     def dedicated_databases(self) -> list[str]:
         with psycopg.connect(self.target_server.dsn(), autocommit=True) as conn:

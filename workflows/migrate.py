@@ -121,7 +121,8 @@ class MigrateTenant(SagaWorkflow):
         await self.step("deploy_schema", DatabaseActivities.deploy_schema,
                         DeploySchemaInput(tenant_id=tenant, database=self._database))
         imported = await self.step("import", DataActivities.import_tenant,
-                                   ImportInput(tenant_id=tenant, database=self._database))
+                                   ImportInput(tenant_id=tenant, database=self._database,
+                                               rows_expected=dict(requested.stats.tables)))
         self._record_rows(imported.tables)
         if imported.resumed_from:
             self.log(f"import resumed after a retry: {len(imported.resumed_from)} table(s) were already copied")
