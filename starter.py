@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -80,9 +81,10 @@ async def run(args: argparse.Namespace, settings: Settings, client: Client | Non
         return f"demo finished: {report.state.value}"
     client = client or await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
                                             data_converter=pydantic_data_converter)
+    command: Callable[..., Awaitable[str]] = getattr(commands, args.command)
     if args.command in ("migrate", "rollback"):
-        return await getattr(commands, args.command)(client, settings, args)
-    return await getattr(commands, args.command)(client, args)
+        return await command(client, settings, args)
+    return await command(client, args)
 
 
 def main(argv: list[str] | None = None, client: Client | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import structlog
 from temporalio import activity
@@ -39,7 +40,7 @@ class DataActivities:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    def _archive_path(self, archive_id: str):  # noqa: ANN202 - a Path
+    def _archive_path(self, archive_id: str) -> Path:
         return self.deps.settings.archive_root / archive_id
 
     @activity.defn

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio import activity
 
 from activities.common import Deps, boundary
@@ -36,7 +38,7 @@ class TenantActivities:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    def _log(self, tenant: str, **bound: object):  # noqa: ANN202 - structlog bound logger
+    def _log(self, tenant: str, **bound: object) -> Any:  # a structlog bound logger
         info = activity.info()
         return get_logger(tenant=tenant, workflow_id=info.workflow_id, activity=info.activity_type, **bound)
 

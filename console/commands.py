@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from datetime import datetime
+from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus
 
@@ -65,7 +66,7 @@ async def status(client: Client, args: argparse.Namespace) -> str:
 async def pending(client: Client, args: argparse.Namespace) -> str:
     """Migrations waiting for approval, found through Temporal visibility (search attributes), each with the
     tenant's figures as its request recorded them: the guide's superadmin view."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     async for execution in client.list_workflows('MigrationState = "awaiting_approval" AND ExecutionStatus = "Running"'):
         current = await client.get_workflow_handle(execution.id, run_id=execution.run_id).query(
             MigrateTenant.query_status)

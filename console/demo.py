@@ -11,15 +11,24 @@ import socket
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import psycopg
 from psycopg import sql
 from pydantic import SecretStr
+from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.models import Approval, MigrateTenantInput, MigrationOptions, MigrationReport, State
+from activities.models import (
+    Approval,
+    MigrateTenantInput,
+    MigrationOptions,
+    MigrationReport,
+    State,
+    TargetKind,
+)
 from console.progress import bar, render_status
 from stagesub.local import prepare_embedded
 from stagesub.seed import OrchestraSpec, seed
@@ -66,7 +75,7 @@ def pick_tenant(dsn: str) -> str:
     return tenant
 
 
-async def follow(handle, out: Print) -> None:  # noqa: ANN001 - a WorkflowHandle
+async def follow(handle: WorkflowHandle[Any, Any], out: Print) -> None:
     """Print the workflow's own log lines as they appear, with the progress bar, then the final status."""
     printed = 0
     while True:
@@ -80,7 +89,7 @@ async def follow(handle, out: Print) -> None:  # noqa: ANN001 - a WorkflowHandle
         await asyncio.sleep(0.2)
 
 
-async def run_demo(settings: Settings, *, keep: bool = False, out: Print = print, target: str = "postgres"
+async def run_demo(settings: Settings, *, keep: bool = False, out: Print = print, target: TargetKind = "postgres"
                    ) -> MigrationReport:
     configure(settings.log_format, level=logging.WARNING)
     shared = prepare_embedded(settings)

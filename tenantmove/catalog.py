@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -174,8 +175,11 @@ async def read_catalog(conn: psycopg.AsyncConnection, schema: str = "public") ->
                      conn.info.server_version)
 
 
-def _assemble(schema: str, table_rows: list[dict], column_rows: list[dict], key_rows: list[dict],
-              fk_rows: list[dict], seq_rows: list[dict], server_version: int) -> Catalog:
+Row = dict[str, Any]
+
+
+def _assemble(schema: str, table_rows: list[Row], column_rows: list[Row], key_rows: list[Row],
+              fk_rows: list[Row], seq_rows: list[Row], server_version: int) -> Catalog:
     names = {row["oid"]: row["name"] for row in table_rows}
     columns: dict[int, list[Column]] = {oid: [] for oid in names}
     for row in column_rows:

@@ -67,7 +67,7 @@ async def _refuse_outside_references(conn: psycopg.AsyncConnection, plan: Plan, 
                 for c, rc in zip(fk.columns, fk.ref_columns, strict=True))
             key_join = sql.SQL(" AND ").join(
                 sql.SQL("{} = {}").format(sql.Identifier("p", k), sql.Identifier("d", k)) for k in parent_key)
-            child_outside = sql.SQL("TRUE")
+            child_outside: sql.Composable = sql.SQL("TRUE")
             if child in temp:
                 child_key = _delete_key(plan, child)
                 child_outside = sql.SQL("NOT EXISTS (SELECT 1 FROM {} e WHERE {})").format(

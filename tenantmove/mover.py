@@ -53,7 +53,7 @@ async def restore_cycle_links(src: psycopg.AsyncConnection, dst: psycopg.AsyncCo
         await settle(dst)
         async with dst.transaction():
             # The definition text comes from the server's own catalog (pg_get_constraintdef).
-            await dst.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(  # type: ignore[arg-type]
+            await dst.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
                 sql.Identifier(plan.schema, fk.table), sql.Identifier(fk.name), sql.SQL(definition[0])))
     await settle(src)
 

@@ -17,7 +17,7 @@ The rules (issue 9 refines the foundation's):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -408,7 +408,7 @@ def _warnings(plan: Plan) -> list[str]:
     return out
 
 
-def _order_key(plan: Plan):  # noqa: ANN202 - a sort key closure
+def _order_key(plan: Plan) -> Callable[[str], tuple[int, str]]:
     position = {name: i for i, name in enumerate(plan.load_order)}
     return lambda name: (position.get(name, len(position)), name)
 

@@ -218,7 +218,7 @@ class SelectionBuilder:
 
     def _referenced(self, q: _Query, table: str, alias: str) -> sql.Composable:
         tp = self.plan.tables[table]
-        parts = []
+        parts: list[sql.Composable] = []
         for fk in tp.ref_edges:
             if fk.table == table:
                 continue
@@ -232,7 +232,7 @@ class SelectionBuilder:
         # The id is cast to the column's own type: one parameter compared with text and uuid columns in the
         # same query would otherwise get inconsistent types deduced, and a cast on the column side would
         # stop index use. type_name comes from format_type() in the catalog, never from user input.
-        value = sql.SQL("CAST({} AS {})").format(TENANT, sql.SQL(type_name))  # type: ignore[arg-type]
+        value = sql.SQL("CAST({} AS {})").format(TENANT, sql.SQL(type_name))
         if mode == "tenant":
             return sql.SQL("{} = {}").format(column, value)
         if mode == "other":

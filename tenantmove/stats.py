@@ -13,7 +13,7 @@ async def tenant_figures(conn: psycopg.AsyncConnection, queries: Mapping[str, st
     The text is an operator's setting, like a DSN: it is trusted, and the tenant id is always a parameter."""
     figures = {}
     for name, query in queries.items():
-        cur = await conn.execute(sql.SQL(query), {"tenant": tenant})  # type: ignore[arg-type]
+        cur = await conn.execute(sql.SQL(query), {"tenant": tenant})
         row = await cur.fetchone()
         figures[name] = int(row[0]) if row and row[0] is not None else 0
     return figures

@@ -99,7 +99,9 @@ async def survey_tenant(conn: psycopg.AsyncConnection, plan: Plan, tenant: str, 
             result.tables[name] = TableSurvey(name, tp.role.value, 0, 0)
             continue
         rows, size = await _count(conn, builder.rows(name), tenant)
-        orphan_count, orphan_sample, conflict_count, conflict_sample = 0, (), 0, ()
+        orphan_count, conflict_count = 0, 0
+        orphan_sample: tuple[str, ...] = ()
+        conflict_sample: tuple[str, ...] = ()
         if tp.role is Role.OWNED and orphans:
             orphan_count, orphan_sample = await _sample(
                 conn, builder.orphan_rows(name, telling_columns(plan, name)), tenant)

@@ -86,7 +86,7 @@ class NeonClient:
             except ValueError:
                 when = email.utils.parsedate_to_datetime(retry_after)
                 return min(max(when.timestamp() - time.time(), 0.0), self.max_retry_after)
-        return min(self.backoff * 2 ** attempt, self.max_backoff)
+        return float(min(self.backoff * 2 ** attempt, self.max_backoff))
 
     async def _request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
                        json: Any = None, ok: tuple[int, ...] = (200,)) -> httpx.Response:
