@@ -18,94 +18,15 @@ The rules (issue 9 refines the foundation's):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from enum import StrEnum
 
 import psycopg
 
 from tenantmove.catalog import Catalog, ForeignKey, read_catalog
 from tenantmove.errors import ConfigError, PlanError
+from tenantmove.plan_model import COPIED_ROLES, Plan, PlanRules, Role, TablePlan
+from tenantmove.plan_order import drop_cycle_edges, load_order
 
-
-class Role(StrEnum):
-    TENANT = "tenant"
-    OWNED = "owned"
-    KEPT = "kept"
-    REFERENCED = "referenced"
-    GLOBAL = "global"
-    UNRELATED = "unrelated"
-
-
-COPIED_ROLES = {Role.TENANT, Role.OWNED, Role.KEPT, Role.REFERENCED, Role.GLOBAL}
-
-
-@dataclass
-class TablePlan:
-    name: str
-    role: Role
-    reason: str
-    # How a row is the tenant's: columns holding the tenant id, foreign keys to owned parents (owner_edges),
-    # and for parent-side ownership the one-to-one foreign keys that point at this table (parent_side_edges).
-    tenant_columns: list[str] = field(default_factory=list)
-    owner_edges: list[ForeignKey] = field(default_factory=list)
-    parent_side_edges: list[ForeignKey] = field(default_factory=list)
-    # Foreign keys of copied tables pointing here: the rows they reference are copied (kept/referenced).
-    ref_edges: list[ForeignKey] = field(default_factory=list)
-    # Links inside a multi-table cycle that row selection does not follow (reported, never silent).
-    unfollowed_edges: list[ForeignKey] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)
-
-    @property
-    def copied(self) -> bool:
-        return self.role in COPIED_ROLES
-
-    # Owned rows that stay in shared after the move too: one-to-one rows of the tenant row, which stays.
-    stays_shared: bool = False
-
-    @property
-    def deleted(self) -> bool:
-        return self.role is Role.OWNED and not self.stays_shared
-
-    @property
-    def self_edges(self) -> list[ForeignKey]:
-        edges = [fk for fk in self.owner_edges + self.ref_edges if fk.ref_table == fk.table == self.name]
-        return list(dict.fromkeys(edges))
-
-
-@dataclass
-class Plan:
-    catalog: Catalog
-    tenant_table: str
-    tenant_key: str
-    tables: dict[str, TablePlan]
-    load_order: list[str]
-    warnings: list[str] = field(default_factory=list)
-    # Links whose child loads before its parent (a cycle broken there): dropped on the target for the load
-    # and added back, validated, after it.
-    cycle_links: list[ForeignKey] = field(default_factory=list)
-
-    @property
-    def schema(self) -> str:
-        return self.catalog.schema
-
-    @property
-    def delete_order(self) -> list[str]:
-        return [name for name in reversed(self.load_order) if self.tables[name].deleted]
-
-    @property
-    def copied_tables(self) -> list[str]:
-        return list(self.load_order)
-
-    def by_role(self, role: Role) -> list[str]:
-        return [name for name, plan in self.tables.items() if plan.role is role]
-
-
-@dataclass(frozen=True)
-class PlanRules:
-    tenant_table: str = "Tenant"
-    tenant_column: str = "tenantId"
-    keep_tables: tuple[str, ...] = ("User",)
-    global_tables: tuple[str, ...] = ()
+__all__ = ["COPIED_ROLES", "Plan", "PlanRules", "Role", "TablePlan", "build_plan", "plan_schema"]
 
 
 def build_plan(catalog: Catalog, rules: PlanRules) -> Plan:
@@ -138,8 +59,8 @@ def build_plan(catalog: Catalog, rules: PlanRules) -> Plan:
     for name in catalog.tables:
         tables.setdefault(name, TablePlan(name, Role.UNRELATED, "no path to the tenant and not referenced"))
     plan = Plan(catalog, tenant.name, tenant_key, tables, [])
-    _drop_cycle_edges(plan)
-    plan.load_order = _load_order(plan)
+    drop_cycle_edges(plan)
+    plan.load_order = load_order(plan)
     for table_plan in tables.values():
         table_plan.paths = _describe_paths(plan, table_plan.name)
     plan.warnings.extend(_warnings(plan))
@@ -236,123 +157,6 @@ def _add_referenced(catalog: Catalog, tables: dict[str, TablePlan]) -> None:
             if new:
                 plan.ref_edges.extend(new)
                 changed = True
-
-
-def _dependencies(plan_tables: dict[str, TablePlan]) -> dict[str, list[ForeignKey]]:
-    """For each table, the links its row selection reads other tables' selections through."""
-    deps: dict[str, list[ForeignKey]] = {}
-    for name, tp in plan_tables.items():
-        if tp.role is Role.OWNED:
-            edges = tp.owner_edges + tp.parent_side_edges
-        elif tp.role in (Role.KEPT, Role.REFERENCED):
-            edges = list(tp.ref_edges)
-        else:
-            edges = []
-        deps[name] = [fk for fk in edges if fk.table != fk.ref_table]
-    return deps
-
-
-def _other_end(name: str, fk: ForeignKey) -> str:
-    return fk.ref_table if fk.table == name else fk.table
-
-
-def _find_cycle(deps: dict[str, list[ForeignKey]]) -> list[tuple[str, ForeignKey]] | None:
-    """A cycle as (table, link out of it) pairs, or None. Depth-first, in name order for stable reports."""
-    state: dict[str, int] = {}
-    path: list[tuple[str, ForeignKey]] = []
-
-    def visit(name: str) -> list[tuple[str, ForeignKey]] | None:
-        state[name] = 1
-        for fk in deps.get(name, []):
-            other = _other_end(name, fk)
-            if state.get(other) == 1:
-                path.append((name, fk))
-                start = next(i for i, (table, _) in enumerate(path) if table == other)
-                return path[start:]
-            if other not in state:
-                path.append((name, fk))
-                found = visit(other)
-                if found:
-                    return found
-                path.pop()
-        state[name] = 2
-        return None
-
-    for name in sorted(deps):
-        if name not in state:
-            cycle = visit(name)
-            if cycle:
-                return cycle
-    return None
-
-
-def _drop_cycle_edges(plan: Plan) -> None:
-    """Row selection reads parents' selections, so its links must form no cycle. Where tables point at each
-    other (A -> B -> A), one link per cycle is not followed, a nullable one by preference, and reported."""
-    while True:
-        deps = _dependencies(plan.tables)
-        cycle = _find_cycle(deps)
-        if not cycle:
-            return
-        name, fk = min(cycle, key=lambda item: (item[1].not_null, item[1].name))
-        tp = plan.tables[name]
-        for edges in (tp.owner_edges, tp.parent_side_edges, tp.ref_edges):
-            if fk in edges:
-                edges.remove(fk)
-        tp.unfollowed_edges.append(fk)
-        tables = " -> ".join(n for n, _ in cycle)
-        plan.warnings.append(f"{name}: link {fk.describe()} is not followed for row selection: it closes the "
-                             f"cycle {tables} -> {cycle[0][0]}")
-
-
-def _load_order(plan: Plan) -> list[str]:
-    """Parents before children among copied tables. A cycle of foreign keys is broken at a nullable link
-    when there is one (the loader defers that constraint); self-references need no order (one COPY)."""
-    copied = {name for name, tp in plan.tables.items() if tp.copied}
-    parents: dict[str, set[str]] = {name: set() for name in copied}
-    fk_of: dict[tuple[str, str], list[ForeignKey]] = {}
-    for name in copied:
-        for fk in plan.catalog.table(name).foreign_keys:
-            if fk.ref_table in copied and fk.ref_table != name:
-                parents[name].add(fk.ref_table)
-                fk_of.setdefault((name, fk.ref_table), []).append(fk)
-    order: list[str] = []
-    remaining = set(copied)
-    while remaining:
-        ready = sorted(n for n in remaining if not (parents[n] & remaining))
-        if not ready:
-            name, parent = _cycle_break(remaining, parents, fk_of)
-            parents[name].discard(parent)
-            plan.cycle_links.extend(fk_of[(name, parent)])
-            links = ", ".join(fk.describe() for fk in fk_of[(name, parent)])
-            plan.warnings.append(f"{name}: foreign-key cycle; loaded before its parent {parent} ({links}): that "
-                                 "constraint is dropped on the target for the load and validated when added back")
-            continue
-        first = ready[0] if plan.tenant_table not in ready else plan.tenant_table
-        order.append(first)
-        remaining.discard(first)
-    return order
-
-
-def _cycle_break(remaining: set[str], parents: dict[str, set[str]],
-                 fk_of: dict[tuple[str, str], list[ForeignKey]]) -> tuple[str, str]:
-    def reaches(start: str, goal: str) -> bool:
-        seen, stack = {start}, [start]
-        while stack:
-            for nxt in parents[stack.pop()] & remaining:
-                if nxt == goal:
-                    return True
-                if nxt not in seen:
-                    seen.add(nxt)
-                    stack.append(nxt)
-        return False
-
-    # Only a link inside a cycle (its parent leads back to the child) may be broken; tables merely waiting
-    # behind a cycle are not part of it.
-    candidates = sorted((name, parent) for name in remaining for parent in parents[name] & remaining
-                        if reaches(parent, name))
-    nullable = [c for c in candidates if all(not fk.not_null for fk in fk_of[c])]
-    return (nullable or candidates)[0]
 
 
 def _describe_paths(plan: Plan, name: str, limit: int = 6) -> list[str]:
