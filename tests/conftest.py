@@ -61,6 +61,15 @@ def create_database(server: LocalPostgres, prefix: str = "t") -> str:
     return with_database(server.dsn(), name)
 
 
+def copy_database(server: LocalPostgres, template_dsn: str, prefix: str = "copy") -> str:
+    """A fresh database cloned from a seeded one (CREATE DATABASE ... TEMPLATE): seed once, test many."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    template = psycopg.conninfo.conninfo_to_dict(template_dsn)["dbname"]
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template)))
+    return with_database(server.dsn(), name)
+
+
 @pytest.fixture
 def new_database() -> Callable[..., str]:
     """new_database(server) -> DSN of a new empty database on that server."""

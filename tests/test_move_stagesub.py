@@ -17,7 +17,7 @@ from tenantmove.plan import PlanRules, plan_schema
 from tenantmove.survey import survey_tenant
 
 from . import stagesub_expect as expect
-from .conftest import create_database
+from .conftest import copy_database, create_database
 
 MOVED = "sibelius-sinfonia"
 OTHERS = [spec.tenant_id for spec in DEFAULT_ORCHESTRAS if spec.tenant_id != MOVED]
@@ -35,16 +35,7 @@ def shared_template(pg_shared):
 
 
 def _copy_of(server, template_dsn: str) -> str:
-    import uuid
-
-    import psycopg
-    from psycopg import sql
-
-    name = f"stagesub_{uuid.uuid4().hex[:8]}"
-    template = psycopg.conninfo.conninfo_to_dict(template_dsn)["dbname"]
-    with psycopg.connect(server.dsn(), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template)))
-    return db.with_database(server.dsn(), name)
+    return copy_database(server, template_dsn, "stagesub")
 
 
 async def _sums(dsn: str, selections) -> dict[str, tuple[int, str]]:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from stagesub.schema import deploy_reference_schema
 from stagesub.seed import OrchestraSpec, seed
@@ -16,7 +13,7 @@ from tenantmove.errors import PrecheckFailed, TenantNotFound
 from tenantmove.plan import PlanRules, plan_schema
 from tenantmove.precheck import PrecheckQueries, PrecheckRules, blocking, raise_on_blocking, run_precheck
 
-from .conftest import create_database
+from .conftest import copy_database, create_database
 
 QUIET = "quiet-quartet"
 BUSY = "busy-band"
@@ -38,12 +35,7 @@ def template(pg_shared) -> str:
 
 @pytest.fixture
 def shared(pg_shared, template) -> str:
-    name = f"precheck_{uuid.uuid4().hex[:8]}"
-    source = psycopg.conninfo.conninfo_to_dict(template)["dbname"]
-    with psycopg.connect(pg_shared.dsn(), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name),
-                                                                     sql.Identifier(source)))
-    return db.with_database(pg_shared.dsn(), name)
+    return copy_database(pg_shared, template, "precheck")
 
 
 async def _check(dsn: str, tenant: str, rules: PrecheckRules = DEFAULT_RULES, queries=QUERIES):

@@ -17,17 +17,13 @@ from tenantmove.plan import PlanRules, plan_schema
 from tenantmove.smoke import longest_chain, post_migration_checks
 
 from . import docs_schema
-from .conftest import create_database
+from .conftest import copy_database, create_database
 
 MOVED = "smoke-sinfonietta"
 
 
 def _clone(server, dsn: str) -> str:
-    name = f"smoke_{uuid.uuid4().hex[:8]}"
-    source = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
-    with psycopg.connect(server.dsn(), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(source)))
-    return db.with_database(server.dsn(), name)
+    return copy_database(server, dsn, "smoke")
 
 
 @pytest.fixture(scope="module")

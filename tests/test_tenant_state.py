@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from stagesub.schema import deploy_reference_schema
 from stagesub.seed import OrchestraSpec, seed
@@ -15,7 +12,7 @@ from tenantmove import db
 from tenantmove.errors import ConfigError, TenantNotFound
 from tenantmove.tenant_state import AuditSpec, TenantColumns, TenantRegistry, TenantState
 
-from .conftest import create_database
+from .conftest import copy_database, create_database
 
 TENANT = "o'brien-ensemble"
 OTHER = "kammer-basel"
@@ -36,12 +33,7 @@ def template(pg_shared) -> str:
 
 @pytest.fixture
 def shared(pg_shared, template) -> str:
-    name = f"tstate_{uuid.uuid4().hex[:8]}"
-    source = psycopg.conninfo.conninfo_to_dict(template)["dbname"]
-    with psycopg.connect(pg_shared.dsn(), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name),
-                                                                     sql.Identifier(source)))
-    return db.with_database(pg_shared.dsn(), name)
+    return copy_database(pg_shared, template, "tstate")
 
 
 async def _audit(conn, action: str) -> list[tuple]:

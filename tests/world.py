@@ -34,7 +34,7 @@ from tenantmove.rows import RowSelection
 from tenantmove.settings import Settings
 from workflows.migrate import MigrateTenant
 
-from .conftest import create_database
+from .conftest import copy_database, create_database
 
 # Seeded an hour in the past: the seed's "active" sessions are then an hour old, so the pre-check passes.
 SEED_NOW = datetime.now(UTC) - timedelta(hours=1)
@@ -48,12 +48,6 @@ def make_template(server: LocalPostgres) -> str:
     return dsn
 
 
-def copy_of(server: LocalPostgres, template_dsn: str) -> str:
-    name = f"wf_{uuid.uuid4().hex[:8]}"
-    template = psycopg.conninfo.conninfo_to_dict(template_dsn)["dbname"]
-    with psycopg.connect(server.dsn(), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template)))
-    return db.with_database(server.dsn(), name)
 
 
 @dataclass
@@ -86,7 +80,7 @@ class World:
 
 async def make_world(pg_shared: LocalPostgres, pg_target: LocalPostgres, template: str, tmp_path: Path,
                      http: httpx.AsyncClient) -> World:
-    shared = copy_of(pg_shared, template)
+    shared = copy_database(pg_shared, template, "wf")
     queue = f"q-{uuid.uuid4()}"
     settings = Settings(shared_database_url=shared, state_dir=tmp_path, postgres_admin_url=pg_target.dsn(),
                         log_format="json", task_queue=queue)
