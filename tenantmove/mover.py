@@ -79,7 +79,9 @@ async def copy_tenant(src: psycopg.AsyncConnection, dst: psycopg.AsyncConnection
                                            max_rows_per_second=max_rows_per_second))
     if whole:
         await restore_cycle_links(src, dst, plan)
-    await advance_sequences(dst, plan)
+    # Only the tables copied here: the import copies one table per call, and every sequence each time
+    # would be one setval per sequence per table.
+    await advance_sequences(dst, plan, [r.table for r in results])
     await dst.commit()
     return results
 
