@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
         VerifyInput,
     )
     from activities.tenant import TenantActivities
-    from workflows.base import SagaWorkflow, Stop
+    from workflows.base import SagaWorkflow, Stop, describe
 
 
 def schedule_problem(at: datetime | None, now: datetime, notice_days: float) -> str | None:
@@ -171,10 +171,8 @@ class MigrateTenant(SagaWorkflow):
         try:
             await self.step(step, TenantActivities.notify,
                             NotifyInput(tenant_id=tenant, kind=kind, message=message, details=details))
-        except ApplicationError as exc:
-            self.log(f"notification {kind} failed: {exc.message}")
-        except Exception as exc:  # an activity failure: record it, the migration itself stands
-            self.log(f"notification {kind} failed: {exc}")
+        except ActivityError as exc:  # recorded; the migration itself stands
+            self.log(f"notification {kind} failed: {describe(exc)}")
 
     def _record_rows(self, tables: dict[str, int]) -> None:
         for name, rows in tables.items():
