@@ -8,7 +8,6 @@ import httpx
 import pytest
 from temporalio.client import WorkflowFailureError
 
-import worker as worker_module
 from activities.models import MigrateTenantInput, MigrationOptions, State
 from tenantmove.neon.client import NeonClient
 from tenantmove.neon.fake import FakeNeon
@@ -18,23 +17,18 @@ from workflows.migrate import MigrateTenant
 
 from . import stagesub_expect as expect
 from .test_workflow import _expected_sums, _target_sums
-from .world import approve, failing, make_template, make_world
+from .world import approve, failing, make_world, real_activity
 
 TENANT = "sibelius-sinfonia"
 API_KEY = "napi_workflow_5a4b3c2d1e0f9876secret"
 
 
-@pytest.fixture(scope="module")
-def template(pg_shared):
-    return make_template(pg_shared)
-
-
 @pytest.fixture
-async def neon_world(pg_shared, pg_target, template, tmp_path):
+async def neon_world(pg_shared, pg_target, stagesub_template, tmp_path):
     fake = FakeNeon(pg_target.dsn(), API_KEY, operation_delay=0.05).start()
     try:
         async with httpx.AsyncClient(timeout=10) as http:
-            world = await make_world(pg_shared, pg_target, template, tmp_path, http)
+            world = await make_world(pg_shared, pg_target, stagesub_template, tmp_path, http)
             client = NeonClient(http, fake.url, API_KEY, backoff=0.05, poll_interval=0.05)
             world.deps.providers = {**world.deps.providers, "neon": NeonProvider(client, world.deps.secrets)}
             yield world, fake
@@ -79,9 +73,7 @@ async def test_migration_to_neon_then_rollback(temporal_env, neon_world):
 async def test_failure_after_create_deletes_the_project(temporal_env, neon_world):
     world, fake = neon_world
     client = temporal_env.client
-    real = {a.__temporal_activity_definition.name: a  # type: ignore[attr-defined]
-            for a in worker_module.activities_for(world.deps)}["create_database"]
-    async with world.worker(client, {"create_database": failing(real)}):
+    async with world.worker(client, {"create_database": failing(real_activity(world.deps, "create_database"))}):
         handle = await start_migration(client, _input(), task_queue=world.queue,
                                        workflow_id=f"migrate-{TENANT}-{world.queue}")
         await approve(handle)

@@ -13,17 +13,11 @@ from tenantmove import db
 from workflows.client import RequestRefused, start_migration, start_rollback
 from workflows.migrate import MigrateTenant
 
-from .world import approve, failing, shared_sums, slowed, wait_for
+from .world import approve, failing, real_activity, shared_sums, slowed, wait_for
 
 TENANT = "sibelius-sinfonia"
 
 
-
-
-def _real(world, name: str):
-    import worker
-
-    return next(a for a in worker.activities_for(world.deps) if a.__temporal_activity_definition.name == name)
 
 
 def _once(predicate):
@@ -52,7 +46,7 @@ async def test_a_fault_after_any_step_is_undone(temporal_env, world, fault):
     client = temporal_env.client
     name, when = FAULTS[fault] or (fault, lambda _: True)
     before = await shared_sums(world.shared)
-    async with world.worker(client, {name: failing(_real(world, name), when=_once(when))}):
+    async with world.worker(client, {name: failing(real_activity(world.deps, name), when=_once(when))}):
         handle = await start_migration(client, world.input(TENANT), task_queue=world.queue,
                                        workflow_id=f"migrate-{TENANT}-{world.queue}")
         if fault != "request_migration":  # that one fails before there is anything to approve
@@ -71,7 +65,7 @@ async def test_a_fault_after_any_step_is_undone(temporal_env, world, fault):
 
 async def test_cancellation_midway_is_undone(temporal_env, world):
     client = temporal_env.client
-    slow_verify = slowed(_real(world, "verify_import"), 1.5)
+    slow_verify = slowed(real_activity(world.deps, "verify_import"), 1.5)
     before = await shared_sums(world.shared)
     async with world.worker(client, {"verify_import": slow_verify}):
         # No advance notice: polling does not make the test server skip time, so there must be no timer.

@@ -92,10 +92,21 @@ async def make_world(pg_shared: LocalPostgres, pg_target: LocalPostgres, templat
     return World(shared, pg_target, settings, deps, queue, log, prefix)
 
 
+def real_activity(deps: Deps, name: str) -> Callable:
+    """The worker's own activity of that name, to wrap."""
+    return next(a for a in worker_module.activities_for(deps) if getattr(a, "__temporal_activity_definition").name == name)
+
+
+def _as(real: Callable, body: Callable) -> Callable:
+    """`body` registered as the activity `real` is: same name, same input and result types for the converter."""
+    hints = typing.get_type_hints(real)
+    body.__annotations__ = {"input": hints["input"], "return": hints["return"]}
+    return activity.defn(name=getattr(real, "__temporal_activity_definition").name)(body)
+
+
 def failing(real: Callable, *, when: Callable[[object], bool] = lambda _: True, before: bool = False) -> Callable:
     """The same activity, failing permanently right after (or before) doing its real work when `when(input)`:
     a crash after the side effect is the case a compensation must undo."""
-    hints = typing.get_type_hints(real)
     name = getattr(real, "__temporal_activity_definition").name
 
     async def fault(input):  # noqa: ANN001, ANN202
@@ -106,21 +117,18 @@ def failing(real: Callable, *, when: Callable[[object], bool] = lambda _: True, 
             raise ApplicationError(f"injected fault after {name}", type="InjectedFault", non_retryable=True)
         return result
 
-    fault.__annotations__ = {"input": hints["input"], "return": hints["return"]}
-    return activity.defn(name=name)(fault)
+    return _as(real, fault)
 
 
 def slowed(real: Callable, seconds: float) -> Callable:
     """The same activity, lingering after its work: a window in which a test can cancel the run."""
-    hints = typing.get_type_hints(real)
 
     async def slow(input):  # noqa: ANN001, ANN202
         result = await real(input)
         await asyncio.sleep(seconds)
         return result
 
-    slow.__annotations__ = {"input": hints["input"], "return": hints["return"]}
-    return activity.defn(name=getattr(real, "__temporal_activity_definition").name)(slow)
+    return _as(real, slow)
 
 
 async def wait_for(handle: WorkflowHandle, predicate: Callable[[MigrationStatus], bool], timeout: float = 30
