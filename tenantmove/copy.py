@@ -128,9 +128,9 @@ async def choose_format(src: AsyncConnection, dst: AsyncConnection, selection: R
     return "binary" if same else "text"
 
 
-async def _pipe(src: AsyncConnection, dst: AsyncConnection, selection: RowSelection, target: sql.Composable,
-                fmt: CopyFormat, on_progress: ProgressCallback | None, chunk_bytes: int,
-                max_rows_per_second: float = 0) -> tuple[int, int]:
+async def pipe(src: AsyncConnection, dst: AsyncConnection, selection: RowSelection, target: sql.Composable,
+                fmt: CopyFormat, on_progress: ProgressCallback | None = None,
+                chunk_bytes: int = DEFAULT_CHUNK_BYTES, max_rows_per_second: float = 0) -> tuple[int, int]:
     """COPY the selection out of src into `target` on dst, chunk by chunk; returns (rows, bytes)."""
     options = sql.SQL("(FORMAT binary)" if fmt == "binary" else "(FORMAT text)")
     copy_out = sql.SQL("COPY ({}) TO STDOUT {}").format(selection.query, options)
@@ -192,7 +192,7 @@ async def _merge(src: AsyncConnection, dst: AsyncConnection, selection: RowSelec
     stage = sql.Identifier(f"tenantmove_stage_{uuid.uuid4().hex[:12]}")
     await dst.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA")
                       .format(stage, selection.column_list, target))
-    rows, nbytes = await _pipe(src, dst, selection, stage, fmt, on_progress, chunk_bytes, max_rows_per_second)
+    rows, nbytes = await pipe(src, dst, selection, stage, fmt, on_progress, chunk_bytes, max_rows_per_second)
     key = selection.key
     # Delete before upserting: a stale row may hold a value of another unique column a source row needs.
     await dst.execute(sql.SQL(
@@ -200,6 +200,15 @@ async def _merge(src: AsyncConnection, dst: AsyncConnection, selection: RowSelec
         " AND NOT EXISTS (SELECT FROM {stage} AS g WHERE ({g_key}) = ({t_key}))"
     ).format(target=target, t_key=_cols("t", key), s_key=_cols("s", key), scope=scope.query,
              names=scope.column_list, stage=stage, g_key=_cols("g", key)), dict(scope.params) or None)
+    await upsert_from(dst, target, stage, selection)
+    await dst.execute(sql.SQL("DROP TABLE {}").format(stage))
+    return rows, nbytes
+
+
+async def upsert_from(dst: AsyncConnection, target: sql.Composable, stage: sql.Composable,
+                      selection: RowSelection) -> None:
+    """Insert the staged rows into target, updating rows with the same key whose content differs."""
+    key = selection.key
     others = tuple(name for name in selection.columns if name not in key)
     action: sql.Composable = sql.SQL("DO NOTHING")
     if others:
@@ -215,8 +224,6 @@ async def _merge(src: AsyncConnection, dst: AsyncConnection, selection: RowSelec
         " ON CONFLICT ({key}) {action}"
     ).format(target=target, cols=selection.column_list, stage=stage,
              key=sql.SQL(", ").join(sql.Identifier(n) for n in key), action=action))
-    await dst.execute(sql.SQL("DROP TABLE {}").format(stage))
-    return rows, nbytes
 
 
 async def _delete_scope(dst: AsyncConnection, scope: RowSelection, target: sql.Composable) -> None:
@@ -266,7 +273,7 @@ async def copy_rows(src: AsyncConnection, dst: AsyncConnection, selection: RowSe
             else:
                 if method == "replace":
                     await _delete_scope(dst, target_scope, target)
-                rows, nbytes = await _pipe(src, dst, selection, target, fmt, on_progress, chunk_bytes,
+                rows, nbytes = await pipe(src, dst, selection, target, fmt, on_progress, chunk_bytes,
                                            max_rows_per_second)
     except psycopg.Error as exc:
         raise engine_error(exc, table=selection.table, action="copy") from exc

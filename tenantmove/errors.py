@@ -15,6 +15,7 @@
     │   ├── PrecheckFailed           the tenant is busy or unsafe to move now (.findings)
     │   ├── PostCheckFailed          the dedicated database fails the post-migration smoke tests
     │   ├── ProviderError            the database provider refused a step (objects depend on a role ...)
+    │   ├── SnapshotLost             the exported snapshot a parallel copy shares is gone (its holder ended)
     │   └── NeonError                Neon's API refused a call (.status, .code, .neon_message, .request_id)
     │       ├── NeonAuthFailed       401/403: the API key is missing, wrong or not allowed
     │       ├── NeonNotFound         404: no such project (or path)
@@ -85,6 +86,10 @@ class ChecksumMismatch(PermanentError):
 
 
 class ArchiveError(PermanentError):
+    pass
+
+
+class SnapshotLost(PermanentError):
     pass
 
 

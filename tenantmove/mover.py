@@ -97,7 +97,11 @@ async def compare_tenant(src: psycopg.AsyncConnection, dst: psycopg.AsyncConnect
 
 async def verify_tenant(src: psycopg.AsyncConnection, dst: psycopg.AsyncConnection, plan: Plan, tenant: str
                         ) -> dict[str, TableChecksum]:
-    pairs = await compare_tenant(src, dst, plan, tenant)
+    return matched_checksums(await compare_tenant(src, dst, plan, tenant), tenant)
+
+
+def matched_checksums(pairs: dict[str, tuple[TableChecksum, TableChecksum]], tenant: str) -> dict[str, TableChecksum]:
+    """The source checksums when every table matches its target; ChecksumMismatch naming each table otherwise."""
     bad = [name for name, (a, b) in pairs.items() if not a.matches(b)]
     if bad:
         detail = ", ".join(f"{n} (source {pairs[n][0].rows} rows {pairs[n][0].digest[:8]}, target "

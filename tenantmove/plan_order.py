@@ -121,3 +121,17 @@ def _cycle_break(remaining: set[str], parents: dict[str, set[str]],
                         if reaches(parent, name))
     nullable = [c for c in candidates if all(not fk.not_null for fk in fk_of[c])]
     return (nullable or candidates)[0]
+
+
+def load_parents(plan: Plan) -> dict[str, list[str]]:
+    """For each copied table, the copied tables that must be loaded before it: its foreign keys' parents,
+    without self-references and without the cycle links the load suspends. Tables with no path between them
+    may load at the same time, on different connections or workers."""
+    suspended = {(fk.table, fk.name) for fk in plan.cycle_links}
+    copied = set(plan.load_order)
+    parents: dict[str, list[str]] = {}
+    for name in plan.load_order:
+        wanted = {fk.ref_table for fk in plan.catalog.table(name).foreign_keys
+                  if fk.ref_table in copied and fk.ref_table != name and (name, fk.name) not in suspended}
+        parents[name] = [p for p in plan.load_order if p in wanted]
+    return parents

@@ -1,0 +1,141 @@
+"""Copy and verify a tenant over several connections at once, every reader on one exported snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AsyncExitStack
+from typing import TypeVar
+
+import psycopg
+
+from tenantmove import db
+from tenantmove.checksum import TableChecksum, table_checksum
+from tenantmove.copy import CopyResult, copy_rows
+from tenantmove.mover import (
+    TableProgress,
+    matched_checksums,
+    restore_cycle_links,
+    selections,
+    suspend_cycle_links,
+)
+from tenantmove.plan import Plan
+from tenantmove.plan_order import load_parents
+from tenantmove.rows import RowSelection
+from tenantmove.selection import tenant_selection
+from tenantmove.sequences import advance_sequences
+from tenantmove.snapshot import exported_snapshot, use_snapshot
+
+T = TypeVar("T")
+Pair = tuple[psycopg.AsyncConnection, psycopg.AsyncConnection]
+DEFAULT_CONNECTIONS = 4
+
+
+async def copy_table(src: psycopg.AsyncConnection, dst: psycopg.AsyncConnection, plan: Plan, tenant: str,
+                     table: str, snapshot_id: str | None, *, on_progress: TableProgress | None = None,
+                     max_rows_per_second: float = 0) -> CopyResult:
+    """One table of the tenant, read in the exported snapshot (or a fresh one), committed on its own."""
+    report = (lambda rows, size: on_progress(table, rows, size)) if on_progress else None
+    async with use_snapshot(src, snapshot_id):
+        await db.settle(dst)  # copy_rows' transaction must be a real one, not a savepoint
+        result = await copy_rows(src, dst, tenant_selection(plan, table, tenant), on_progress=report,
+                                 max_rows_per_second=max_rows_per_second)
+    return result
+
+
+async def copy_tenant_parallel(src_dsn: str, dst_dsn: str, plan: Plan, tenant: str, *,
+                               connections: int = DEFAULT_CONNECTIONS, tables: Iterable[str] | None = None,
+                               snapshot_id: str | None = None, on_progress: TableProgress | None = None,
+                               on_table: Callable[[CopyResult], None] | None = None,
+                               max_rows_per_second: float = 0) -> list[CopyResult]:
+    """Copy the tenant's tables (or just `tables`) over `connections` pairs of connections. A table starts as
+    soon as its parents are loaded, so the target's foreign keys hold at every commit; every reader adopts
+    one snapshot (exported here, or the caller's `snapshot_id`), so the tables agree with each other as a
+    sequential copy in one transaction would. Idempotent per table, like copy_rows."""
+    wanted = [name for name in plan.load_order if tables is None or name in set(tables)]
+    parents = load_parents(plan)
+    async with AsyncExitStack() as stack:
+        coordinator = await stack.enter_async_context(db.connection(src_dsn))
+        target = await stack.enter_async_context(db.connection(dst_dsn))
+        if tables is None:
+            await suspend_cycle_links(target, plan)
+        snapshot = snapshot_id or await stack.enter_async_context(exported_snapshot(coordinator))
+        pool = await _open_pairs(stack, src_dsn, dst_dsn, min(connections, len(wanted)) or 1)
+        loaded = {name: asyncio.Event() for name in wanted}
+        results: dict[str, CopyResult] = {}
+
+        async def load(name: str) -> None:
+            for parent in parents[name]:
+                if parent in loaded:
+                    await loaded[parent].wait()
+            src, dst = await pool.get()
+            try:
+                results[name] = await copy_table(src, dst, plan, tenant, name, snapshot, on_progress=on_progress,
+                                                 max_rows_per_second=max_rows_per_second)
+            finally:
+                pool.put_nowait((src, dst))
+            loaded[name].set()
+            if on_table is not None:
+                on_table(results[name])
+
+        async with asyncio.TaskGroup() as group:
+            for name in wanted:
+                group.create_task(load(name))
+    async with db.connection(src_dsn) as src, db.connection(dst_dsn) as dst:
+        if tables is None:
+            await restore_cycle_links(src, dst, plan)
+        await advance_sequences(dst, plan, wanted)
+        await dst.commit()
+    return [results[name] for name in wanted]
+
+
+async def _open_pairs(stack: AsyncExitStack, src_dsn: str, dst_dsn: str, count: int) -> asyncio.Queue[Pair]:
+    pool: asyncio.Queue[Pair] = asyncio.Queue()
+    for _ in range(count):
+        pool.put_nowait((await stack.enter_async_context(db.connection(src_dsn)),
+                         await stack.enter_async_context(db.connection(dst_dsn))))
+    return pool
+
+
+async def snapshot_checksums(dsn: str, chosen: list[RowSelection], connections: int = DEFAULT_CONNECTIONS
+                             ) -> dict[str, TableChecksum]:
+    """Checksums of every selection, computed over several connections that share one exported snapshot."""
+    async with AsyncExitStack() as stack:
+        coordinator = await stack.enter_async_context(db.connection(dsn))
+        snapshot = await stack.enter_async_context(exported_snapshot(coordinator))
+        conns = [await stack.enter_async_context(db.connection(dsn))
+                 for _ in range(min(connections, len(chosen)) or 1)]
+
+        async def one(conn: psycopg.AsyncConnection, selection: RowSelection) -> TableChecksum:
+            async with use_snapshot(conn, snapshot):
+                return await table_checksum(conn, selection)
+
+        sums = await _spread(conns, chosen, one)
+    return {s.table: c for s, c in zip(chosen, sums, strict=True)}
+
+
+async def _spread(conns: list[psycopg.AsyncConnection], items: list[RowSelection],
+                  work: Callable[[psycopg.AsyncConnection, RowSelection], Awaitable[T]]) -> list[T]:
+    """Run work(conn, item) for every item, each connection taking the next item when it is free."""
+    results: list[T | None] = [None] * len(items)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(len(items)):
+        queue.put_nowait(index)
+
+    async def drain(conn: psycopg.AsyncConnection) -> None:
+        while not queue.empty():
+            index = queue.get_nowait()
+            results[index] = await work(conn, items[index])
+
+    await asyncio.gather(*(drain(conn) for conn in conns))
+    return [r for r in results if r is not None]
+
+
+async def verify_tenant_parallel(src_dsn: str, dst_dsn: str, plan: Plan, tenant: str, *,
+                                 connections: int = DEFAULT_CONNECTIONS) -> dict[str, TableChecksum]:
+    """verify_tenant with both servers working at once, each over `connections` connections."""
+    chosen = selections(plan, tenant)
+    source, target = await asyncio.gather(
+        snapshot_checksums(src_dsn, chosen, connections),
+        snapshot_checksums(dst_dsn, [s.whole_table() for s in chosen], connections))
+    return matched_checksums({name: (source[name], target[name]) for name in source}, tenant)
