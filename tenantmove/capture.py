@@ -11,17 +11,15 @@ of changes within a batch does not matter.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
 
-from tenantmove.copy import copy_rows, engine_error, pipe, upsert_from
+from tenantmove.copy import engine_error
 from tenantmove.db import settle
 from tenantmove.plan import Plan
 from tenantmove.plan_model import Role
-from tenantmove.rows import RowSelection
 from tenantmove.selection import tenant_selection
 
 SCHEMA = "tenantmove_capture"
