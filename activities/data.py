@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import structlog
 from temporalio import activity
 
 from activities.common import Deps, boundary
@@ -28,9 +27,11 @@ from tenantmove import db
 from tenantmove.archive import ArchiveWriter, load_table, read_manifest, verify_archive
 from tenantmove.checksum import table_checksum
 from tenantmove.cleanup import delete_tenant_rows
+from tenantmove.copy import CopyResult
 from tenantmove.errors import ArchiveError, IntegrityProblem
 from tenantmove.logs import get_logger
-from tenantmove.mover import copy_tenant, restore_cycle_links, selections, suspend_cycle_links, verify_tenant
+from tenantmove.mover import restore_cycle_links, selections, suspend_cycle_links
+from tenantmove.parallel import copy_tenant_parallel, verify_tenant_parallel
 from tenantmove.smoke import post_migration_checks
 
 HEARTBEAT_SECONDS = 2.0
@@ -67,9 +68,9 @@ class DataActivities:
     @activity.defn
     @boundary
     async def import_tenant(self, input: ImportInput) -> ImportResult:
-        """Copy table by table in load order, heartbeating the tables done; a retry after a worker crash
-        starts after the last table the heartbeat recorded (copy_rows would skip it anyway, at the price of
-        a checksum on both sides)."""
+        """Copy the tables over `parallel_tables` connection pairs, each table once its parents are in,
+        heartbeating the tables done; a retry after a worker crash copies only the tables the heartbeat had
+        not recorded (copy_rows would skip them anyway, at the price of a checksum on both sides)."""
         details = activity.info().heartbeat_details
         previous = ImportProgress.model_validate(details[0]) if details else ImportProgress()
         done = list(previous.done)
@@ -89,32 +90,34 @@ class DataActivities:
                 activity.heartbeat(ImportProgress(done=done, table=table, rows=rows, rows_expected=expected,
                                                   note=note).model_dump())
 
+        def table_done(result: CopyResult) -> None:
+            rows[result.table] = result.rows
+            done.append(result.table)
+            activity.heartbeat(ImportProgress(
+                done=done, note=f"{len(done)}/{len(plan.load_order)} tables imported, last {result.table}").model_dump())
+            log.info("table imported", table=result.table, rows=result.rows, method=result.method)
+
         rows: dict[str, int] = {}
-        async with db.connection(self.deps.shared_dsn) as src, \
-                db.connection(self.deps.dedicated_dsn(input.database)) as dst:
+        dedicated = self.deps.dedicated_dsn(input.database)
+        async with db.connection(self.deps.shared_dsn) as src, db.connection(dedicated) as dst:
             plan = await self.deps.plan(src)
             await suspend_cycle_links(dst, plan)
-            for name in plan.load_order:
-                if name in done:
-                    continue
-                with structlog.contextvars.bound_contextvars(table=name):
-                    result = await copy_tenant(src, dst, plan, input.tenant_id, tables=[name], on_progress=progress,
-                                               max_rows_per_second=self.deps.settings.copy_max_rows_per_second)
-                rows[name] = result[0].rows
-                done.append(name)
-                activity.heartbeat(ImportProgress(
-                    done=done, note=f"{len(done)}/{len(plan.load_order)} tables imported, last {name}").model_dump())
-                log.info("table imported", table=name, rows=result[0].rows, method=result[0].method)
+            await db.settle(src)
+            await copy_tenant_parallel(
+                self.deps.shared_dsn, dedicated, plan, input.tenant_id, connections=input.parallel_tables,
+                tables=[name for name in plan.load_order if name not in done], on_progress=progress,
+                on_table=table_done, max_rows_per_second=self.deps.settings.copy_max_rows_per_second)
             await restore_cycle_links(src, dst, plan)
         return ImportResult(tables=rows, resumed_from=list(previous.done))
 
     @activity.defn
     @boundary
     async def verify_import(self, input: VerifyInput) -> VerifyResult:
-        async with db.connection(self.deps.shared_dsn) as src, \
-                db.connection(self.deps.dedicated_dsn(input.database)) as dst:
+        async with db.connection(self.deps.shared_dsn) as src:
             plan = await self.deps.plan(src)
-            sums = await verify_tenant(src, dst, plan, input.tenant_id)
+            await db.settle(src)
+            sums = await verify_tenant_parallel(self.deps.shared_dsn, self.deps.dedicated_dsn(input.database), plan,
+                                                input.tenant_id, connections=input.parallel_tables)
         return VerifyResult(tables={name: s.rows for name, s in sums.items()})
 
     @activity.defn

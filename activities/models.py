@@ -42,6 +42,12 @@ class MigrationOptions(Frozen):
     # How long a data step may go without a heartbeat before Temporal retries it elsewhere: a killed worker
     # costs this much time, a too-short value retries a healthy step that paused (a lock wait).
     heartbeat_timeout_seconds: float = Field(default=120, gt=0)
+    # online: copy while the tenant keeps writing (changes captured and replayed), freeze only for the
+    # cutover; offline: maintenance mode for the whole copy, as the guide describes.
+    mode: Literal["online", "offline"] = "online"
+    parallel_tables: int = Field(default=4, ge=1, le=32)  # connections per side for import and verify
+    # Online: replay until at most this many captured changes wait, then freeze writes for the last ones.
+    freeze_backlog: int = Field(default=2000, ge=0)
 
 
 class MigrateTenantInput(Frozen):
@@ -109,6 +115,10 @@ class MigrationStatus(BaseModel):
     database_id: str | None = None
     archive_id: str | None = None
     cleanup_done: bool = False
+    mode: Literal["online", "offline"] = "online"
+    # Maintenance on to maintenance off: how long the orchestra could not write.
+    write_freeze_seconds: float | None = None
+    changes_replayed: int = 0
 
 
 class DatabaseRef(Frozen):
@@ -131,6 +141,9 @@ class MigrationReport(Frozen):
     cleanup_done: bool = False
     tables: dict[str, int] = {}
     timings: dict[str, float] = {}
+    mode: Literal["online", "offline"] = "online"
+    write_freeze_seconds: float | None = None
+    changes_replayed: int = 0
 
 
 # ---- activity inputs and results ----------------------------------------------------------------------
@@ -206,6 +219,7 @@ class ImportInput(Frozen):
     tenant_id: str
     database: DatabaseRef
     rows_expected: dict[str, int] = {}  # from the request's survey: lets the heartbeat say "412,000/800,000"
+    parallel_tables: int = 1
 
 
 class ImportProgress(Frozen):
@@ -226,6 +240,7 @@ class ImportResult(Frozen):
 class VerifyInput(Frozen):
     tenant_id: str
     database: DatabaseRef
+    parallel_tables: int = 1
 
 
 class VerifyResult(Frozen):
@@ -316,3 +331,37 @@ class FleetReport(Frozen):
 class RollbackInput(Frozen):
     tenant_id: str
     report: MigrationReport
+
+
+# ---- online mode: change capture ----------------------------------------------------------------------
+class CaptureInput(Frozen):
+    tenant_id: str
+    capture_id: str = Field(pattern=r"^[a-z0-9]{1,32}$")
+
+
+class CaptureResult(Frozen):
+    tables: list[str]
+
+
+class StopCaptureResult(Frozen):
+    triggers_dropped: int
+
+
+class ReplayInput(Frozen):
+    tenant_id: str
+    capture_id: str = Field(pattern=r"^[a-z0-9]{1,32}$")
+    database: DatabaseRef
+    # Catch-up: replay until at most `until_backlog` changes wait. Final (under maintenance): first wait for
+    # writes in flight, then replay everything recorded.
+    final: bool = False
+    until_backlog: int = 0
+    max_seconds: float = 600
+
+
+class ReplayResult(Frozen):
+    changes: int
+    rounds: int
+    backlog: int
+    upserted: dict[str, int] = {}
+    deleted: dict[str, int] = {}
+    seconds: float = 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import platformdirs
 from pydantic import Field, SecretStr, field_validator
@@ -98,6 +98,13 @@ class Settings(BaseSettings):
     approval_timeout_hours: float = Field(default=72, description="hours to wait for approval before giving up")
     cleanup_grace_hours: float = Field(
         default=0, description="hours between the switch and deleting the tenant's rows from the shared database")
+    migration_mode: Literal["online", "offline"] = Field(
+        default="online", description="online: copy while the tenant writes, freeze only for the cutover; "
+                                      "offline: maintenance mode for the whole copy")
+    parallel_tables: int = Field(default=4, ge=1, le=32,
+                                 description="connections per server for import and verify (tables in parallel)")
+    freeze_backlog: int = Field(default=2000, ge=0,
+                                description="online: captured changes left to replay when the write freeze starts")
     precheck_active_minutes: int = Field(
         default=_PRECHECK.active_minutes, description="a user seen within this many minutes counts as active")
     precheck_max_active_users: int | None = Field(

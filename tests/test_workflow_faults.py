@@ -39,15 +39,26 @@ FAULTS = {
     "verify_import": None, "switch_to_dedicated": None, "post_migration_checks": None, "cleanup_shared": None,
     "maintenance off": ("set_maintenance", lambda i: not i.on),
 }
+# Online mode's own steps, and the ones it runs in another order. Faults in the steps after the cutover
+# (maintenance off) leave the tenant on its dedicated database: its users may already have written there.
+ONLINE_FAULTS = {
+    "create_database": None, "start_capture": None, "import_tenant": None,
+    "catch up": ("replay_changes", lambda i: not i.final), "maintenance on": ("set_maintenance", lambda i: i.on),
+    "final sync": ("replay_changes", lambda i: i.final), "verify_import": None, "switch_to_dedicated": None,
+    "post_migration_checks": None, "maintenance off": ("set_maintenance", lambda i: not i.on),
+}
+AFTER_CUTOVER = {"stop_capture": None, "export_archive": None, "cleanup_shared": None}
+CASES = [("offline", f) for f in FAULTS] + [("online", f) for f in [*ONLINE_FAULTS, *AFTER_CUTOVER]]
 
 
-@pytest.mark.parametrize("fault", list(FAULTS))
-async def test_a_fault_after_any_step_is_undone(temporal_env, world, fault):
+@pytest.mark.parametrize(("mode", "fault"), CASES, ids=[f"{m}-{f}" for m, f in CASES])
+async def test_a_fault_after_any_step_is_undone(temporal_env, world, mode, fault):
     client = temporal_env.client
-    name, when = FAULTS[fault] or (fault, lambda _: True)
+    faults = FAULTS if mode == "offline" else {**ONLINE_FAULTS, **AFTER_CUTOVER}
+    name, when = faults[fault] or (fault, lambda _: True)
     before = await shared_sums(world.shared)
     async with world.worker(client, {name: failing(real_activity(world.deps, name), when=_once(when))}):
-        handle = await start_migration(client, world.input(TENANT), task_queue=world.queue,
+        handle = await start_migration(client, world.input(TENANT, mode=mode), task_queue=world.queue,
                                        workflow_id=f"migrate-{TENANT}-{world.queue}")
         if fault != "request_migration":  # that one fails before there is anything to approve
             await approve(handle)
@@ -55,11 +66,22 @@ async def test_a_fault_after_any_step_is_undone(temporal_env, world, fault):
             await handle.result()
         status = await handle.query(MigrateTenant.query_status)
     assert info.value.cause.cause.type == "InjectedFault"
+    async with db.connection(world.shared) as conn:
+        state = await world.deps.registry.read(conn, TENANT)
+        cur = await conn.execute("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'tenantmove%%'")
+        assert (await cur.fetchone())[0] == 0, "change capture left behind"
+    if mode == "online" and fault in AFTER_CUTOVER:
+        assert status.state is State.FAILED and "after the cutover" in status.log[-2], status.log[-6:]
+        assert (state.database_type, state.maintenance, state.has_database_url) == ("dedicated", False, True)
+        assert len(world.dedicated_databases()) == 1
+        # The tenant's rows are still (or again) in shared, with the tenant row's switch recorded.
+        after = await shared_sums(world.shared)
+        assert {t: v for t, v in after.items() if t not in ("Tenant", "AuditLog")} == \
+            {t: v for t, v in before.items() if t not in ("Tenant", "AuditLog")}
+        return
     assert status.state is State.ROLLED_BACK, status.log[-6:]
     assert await shared_sums(world.shared) == before
     assert world.dedicated_databases() == []
-    async with db.connection(world.shared) as conn:
-        state = await world.deps.registry.read(conn, TENANT)
     assert (state.database_type, state.maintenance, state.has_database_url) == ("shared", False, False)
 
 

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
         MIGRATION_STATE,
         MIGRATION_STEP,
         PROGRESS_AT_END,
+        PROGRESS_ONLINE,
         QUICK,
         TENANT_ID,
         TIMEOUTS,
@@ -26,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 LOG_LINES = 200
+__all__ = ["PROGRESS_ONLINE", "SagaWorkflow", "Stop", "describe"]
 
 
 class Stop(Exception):
@@ -66,6 +68,7 @@ class SagaWorkflow:
         self.status = status
         self.compensations: list[Compensation] = []
         self.heartbeat_timeout = heartbeat_timeout
+        self.progress_at_end = PROGRESS_AT_END
 
     # ---- status -------------------------------------------------------------------------------------
     def log(self, line: str) -> None:
@@ -100,7 +103,7 @@ class SagaWorkflow:
         if timing:
             timing.finished_at = workflow.now()
             timing.seconds = (timing.finished_at - timing.started_at).total_seconds()
-        self.status.progress = max(self.status.progress, PROGRESS_AT_END.get(step, self.status.progress))
+        self.status.progress = max(self.status.progress, self.progress_at_end.get(step, self.status.progress))
         self.log(f"{step} done")
         self.publish()
 

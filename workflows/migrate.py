@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.database import DatabaseActivities
     from activities.models import (
         Approval,
+        CaptureInput,
         CleanupInput,
         CreateDatabaseInput,
         DatabaseRef,
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         PostCheckInput,
         PrecheckInput,
         Rejection,
+        ReplayInput,
         RequestInput,
         RestoreInput,
         State,
@@ -40,8 +42,10 @@ with workflow.unsafe.imports_passed_through():
         TableProgress,
         VerifyInput,
     )
+    from activities.online import OnlineActivities
     from activities.tenant import TenantActivities
-    from workflows.base import SagaWorkflow, Stop, describe
+    from tenantmove.capture import Capture
+    from workflows.base import PROGRESS_ONLINE, SagaWorkflow, Stop, describe
 
 
 def schedule_problem(at: datetime | None, now: datetime, notice_days: float) -> str | None:
@@ -72,6 +76,12 @@ class MigrateTenant(SagaWorkflow):
         self._rejection: Rejection | None = None
         self._database: DatabaseRef | None = None
         self._rows: dict[str, int] = {}
+        self._verified: dict[str, int] = {}
+        self._frozen_at: datetime | None = None
+        self._cut_over = False  # online: the tenant writes to its dedicated database (no automatic undo)
+        self.status.mode = input.options.mode
+        if input.options.mode == "online":
+            self.progress_at_end = PROGRESS_ONLINE
 
     # ---- platform concerns: run the steps, unwind on any failure or cancellation --------------------
     @workflow.run
@@ -84,6 +94,9 @@ class MigrateTenant(SagaWorkflow):
             return self._report()
         except BaseException as exc:
             await self.unwind(exc)
+            if self._cut_over:
+                self.finish(State.FAILED, "failed after the cutover: the tenant stays on its dedicated database "
+                                          "and its rows in shared are intact; RollbackTenant undoes the move")
             raise
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._report()
@@ -103,13 +116,79 @@ class MigrateTenant(SagaWorkflow):
         self.set_state(State.RUNNING)
         await self.step("precheck", TenantActivities.precheck, PrecheckInput(tenant_id=tenant))
 
+        if options.mode == "offline":
+            await self._move_offline(input, requested.stats.tables)
+        else:
+            await self._move_online(input, requested.stats.tables)
+        # From here on the migration stands: nothing is undone if only the notification fails.
+        self.compensations.clear()
+        await self._notify(tenant, "completed", "migration to the dedicated database completed")
+        self.status.progress = 100
+        self.set_state(State.COMPLETED)
+
+    async def _move_offline(self, input: MigrateTenantInput, expected: dict[str, int]) -> None:
+        """The guide's order: maintenance for the whole move, the archive taken before anything is copied."""
+        tenant, options = input.tenant_id, input.options
+        await self._maintenance_on(tenant)
+        archive_id = await self._export(tenant)
+        await self._create_database(input)
+        await self._import(input, expected)
+        await self._verify(input)
+        await self._switch_and_check(tenant)
+        if options.cleanup_grace_hours > 0:
+            await self._maintenance_off(tenant)
+            await self._grace(tenant, options.cleanup_grace_hours)
+        await self._cleanup(tenant, archive_id, options.cleanup_shared)
+        if options.cleanup_grace_hours <= 0:
+            await self._maintenance_off(tenant)
+
+    async def _move_online(self, input: MigrateTenantInput, expected: dict[str, int]) -> None:
+        """Copy while the tenant keeps writing, its changes captured by triggers and replayed; writes freeze
+        only for the last replay, the verify and the switch."""
+        tenant, options = input.tenant_id, input.options
+        capture = CaptureInput(tenant_id=tenant, capture_id=Capture.named(workflow.info().run_id).capture_id)
+        await self._create_database(input)
+        self.register("stop change capture", OnlineActivities.stop_capture, capture)
+        await self.step("capture_start", OnlineActivities.start_capture, capture)
+        await self._import(input, expected)
+        caught_up = await self.step("catch_up", OnlineActivities.replay_changes, ReplayInput(
+            tenant_id=tenant, capture_id=capture.capture_id, database=self._db(), until_backlog=options.freeze_backlog))
+        await self._maintenance_on(tenant)
+        final = await self.step("final_sync", OnlineActivities.replay_changes, ReplayInput(
+            tenant_id=tenant, capture_id=capture.capture_id, database=self._db(), final=True))
+        self.status.changes_replayed = caught_up.changes + final.changes
+        await self._verify(input)
+        await self._switch_and_check(tenant)
+        await self._maintenance_off(tenant)
+        # The tenant now writes to its dedicated database: undoing the switch would lose those writes, so
+        # from here a failure leaves the tenant where it is (RollbackTenant is the way back).
+        self.compensations = [c for c in self.compensations if c.name == "stop change capture"]
+        self._cut_over = True
+        await self.step("capture_stop", OnlineActivities.stop_capture, capture)
+        self.compensations.clear()
+        archive_id = await self._export(tenant)
+        if options.cleanup_grace_hours > 0:
+            await self._grace(tenant, options.cleanup_grace_hours)
+        await self._cleanup(tenant, archive_id, options.cleanup_shared)
+
+    def _db(self) -> DatabaseRef:
+        assert self._database is not None, "the dedicated database is created before it is used"
+        return self._database
+
+    async def _maintenance_on(self, tenant: str) -> None:
         self.register("maintenance off", TenantActivities.set_maintenance, MaintenanceInput(tenant_id=tenant, on=False))
         await self.step("maintenance_on", TenantActivities.set_maintenance, MaintenanceInput(tenant_id=tenant, on=True))
+        self._frozen_at = workflow.now()
+
+    async def _export(self, tenant: str) -> str:
         # A file name: tenant ids may hold quotes, slashes or spaces; the run id alone makes it unique.
         archive_id = f"{re.sub(r'[^A-Za-z0-9._-]+', '_', tenant)[:60]}-{workflow.info().run_id}"
         await self.step("export", DataActivities.export_archive, ExportInput(tenant_id=tenant, archive_id=archive_id))
         self.status.archive_id = archive_id
+        return archive_id
 
+    async def _create_database(self, input: MigrateTenantInput) -> None:
+        tenant = input.tenant_id
         # Registered without waiting for the step's reply: a create that succeeded but whose reply was lost
         # still left a database, which the provider finds by the tenant's derived name.
         self.register("drop database", DatabaseActivities.drop_database, lambda: DropDatabaseInput(
@@ -120,52 +199,54 @@ class MigrateTenant(SagaWorkflow):
         self.status.database_id = created.database.provider_id
         await self.step("deploy_schema", DatabaseActivities.deploy_schema,
                         DeploySchemaInput(tenant_id=tenant, database=self._database))
-        imported = await self.step("import", DataActivities.import_tenant,
-                                   ImportInput(tenant_id=tenant, database=self._database,
-                                               rows_expected=dict(requested.stats.tables)))
+
+    async def _import(self, input: MigrateTenantInput, expected: dict[str, int]) -> None:
+        imported = await self.step("import", DataActivities.import_tenant, ImportInput(
+            tenant_id=input.tenant_id, database=self._db(), rows_expected=dict(expected),
+            parallel_tables=input.options.parallel_tables))
         self._record_rows(imported.tables)
         if imported.resumed_from:
             self.log(f"import resumed after a retry: {len(imported.resumed_from)} table(s) were already copied")
-        verified = await self.step("verify", DataActivities.verify_import,
-                                   VerifyInput(tenant_id=tenant, database=self._database))
-        self._record_rows(verified.tables)
 
+    async def _verify(self, input: MigrateTenantInput) -> None:
+        verified = await self.step("verify", DataActivities.verify_import, VerifyInput(
+            tenant_id=input.tenant_id, database=self._db(), parallel_tables=input.options.parallel_tables))
+        self._record_rows(verified.tables)
+        self._verified = dict(verified.tables)
+
+    async def _switch_and_check(self, tenant: str) -> None:
         self.register("switch back", TenantActivities.switch_to_shared, SwitchBackInput(tenant_id=tenant))
         switched = await self.step("switch", TenantActivities.switch_to_dedicated,
-                                   SwitchInput(tenant_id=tenant, database=self._database))
-        expected = {name: rows + switched.added_rows.get(name, 0) for name, rows in verified.tables.items()}
+                                   SwitchInput(tenant_id=tenant, database=self._db()))
+        expected = {name: rows + switched.added_rows.get(name, 0) for name, rows in self._verified.items()}
         await self.step("post_checks", DataActivities.post_migration_checks,
                         PostCheckInput(tenant_id=tenant, expected_rows=expected))
-        if options.cleanup_grace_hours > 0:
-            # The tenant works on its dedicated database during the grace period; rollback stays cheap
-            # because its rows are still in shared until the timer fires.
-            await self._maintenance_off(tenant)
-            await self._notify(tenant, "migrated", "migration complete; shared rows kept for the grace period",
-                               step="announce")
-            self.log(f"cleanup deferred by {options.cleanup_grace_hours:g} h")
-            await workflow.sleep(timedelta(hours=options.cleanup_grace_hours))
-        if options.cleanup_shared:
-            # Unconditional: a cleanup that committed but whose reply was lost has deleted the rows all the
-            # same. Restore skips every table whose rows still match the archive, so it costs checksums only.
-            self.register("restore shared rows", DataActivities.restore_from_archive,
-                          RestoreInput(tenant_id=tenant, archive_id=archive_id))
-            await self.step("cleanup", DataActivities.cleanup_shared,
-                            CleanupInput(tenant_id=tenant, archive_id=archive_id))
-            self.status.cleanup_done = True
-        else:
+
+    async def _grace(self, tenant: str, hours: float) -> None:
+        # The tenant works on its dedicated database during the grace period; rollback stays cheap
+        # because its rows are still in shared until the timer fires.
+        await self._notify(tenant, "migrated", "migration complete; shared rows kept for the grace period",
+                           step="announce")
+        self.log(f"cleanup deferred by {hours:g} h")
+        await workflow.sleep(timedelta(hours=hours))
+
+    async def _cleanup(self, tenant: str, archive_id: str, enabled: bool) -> None:
+        if not enabled:
             self.log("cleanup skipped: the tenant's rows stay in shared")
-        if options.cleanup_grace_hours <= 0:
-            await self._maintenance_off(tenant)
-        # From here on the migration stands: nothing is undone if only the notification fails.
-        self.compensations.clear()
-        await self._notify(tenant, "completed", "migration to the dedicated database completed")
-        self.status.progress = 100
-        self.set_state(State.COMPLETED)
+            return
+        # Unconditional: a cleanup that committed but whose reply was lost has deleted the rows all the
+        # same. Restore skips every table whose rows still match the archive, so it costs checksums only.
+        self.register("restore shared rows", DataActivities.restore_from_archive,
+                      RestoreInput(tenant_id=tenant, archive_id=archive_id))
+        await self.step("cleanup", DataActivities.cleanup_shared, CleanupInput(tenant_id=tenant, archive_id=archive_id))
+        self.status.cleanup_done = True
 
     async def _maintenance_off(self, tenant: str) -> None:
         await self.step("maintenance_off", TenantActivities.set_maintenance,
                         MaintenanceInput(tenant_id=tenant, on=False))
         self.compensations = [c for c in self.compensations if c.name != "maintenance off"]
+        if self._frozen_at is not None:
+            self.status.write_freeze_seconds = (workflow.now() - self._frozen_at).total_seconds()
 
     async def _notify(self, tenant: str, kind: str, message: str, *, step: str = "notify", **details: str) -> None:
         try:
@@ -282,5 +363,7 @@ class MigrateTenant(SagaWorkflow):
             tenant_id=self.status.tenant_id, state=self.status.state, database=self._database,
             archive_id=self.status.archive_id, cleanup_done=self.status.cleanup_done, tables=dict(self._rows),
             timings={name: t.seconds or 0.0 for name, t in self.status.timings.items()},
+            mode=self.status.mode, write_freeze_seconds=self.status.write_freeze_seconds,
+            changes_replayed=self.status.changes_replayed,
         )
 

@@ -18,6 +18,13 @@ PROGRESS_AT_END: dict[str, int] = {
     "create_database": 32, "deploy_schema": 36, "import": 78, "verify": 86, "switch": 89, "post_checks": 92,
     "cleanup": 97, "maintenance_off": 99, "notify": 100,
 }
+# Online: the copy runs before the freeze; the archive and cleanup come after the cutover.
+PROGRESS_ONLINE: dict[str, int] = {
+    "request": 2, "approval": 5, "schedule": 8, "precheck": 12, "create_database": 15, "deploy_schema": 18,
+    "capture_start": 20, "import": 72, "catch_up": 78, "maintenance_on": 79, "final_sync": 81, "verify": 86,
+    "switch": 88, "post_checks": 90, "maintenance_off": 91, "capture_stop": 92, "export": 95, "cleanup": 99,
+    "notify": 100,
+}
 STEPS = list(PROGRESS_AT_END)
 
 # Quick calls to the shared database: a few retries with backoff ride out a restart or a failover.
@@ -52,4 +59,8 @@ TIMEOUTS: dict[str, Timing] = {
     "cleanup": Timing(timedelta(hours=2)),
     "restore": Timing(timedelta(hours=4)),
     "notify": Timing(timedelta(minutes=1)),
+    "capture_start": Timing(timedelta(minutes=10)),
+    "capture_stop": Timing(timedelta(minutes=10)),
+    "catch_up": Timing(timedelta(hours=2), timedelta(minutes=2)),
+    "final_sync": Timing(timedelta(minutes=30), timedelta(minutes=2)),
 }
