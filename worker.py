@@ -17,6 +17,7 @@ from activities.common import Deps
 from activities.context import LogContext
 from activities.data import DataActivities
 from activities.database import DatabaseActivities
+from activities.fanout import FanoutActivities
 from activities.models import TASK_QUEUE
 from activities.online import OnlineActivities
 from activities.tenant import TenantActivities
@@ -67,12 +68,13 @@ WORKFLOWS = [MigrateTenant, RollbackTenant, MigrateMany]
 
 def activities_for(deps: Deps) -> list[Callable[..., Any]]:
     tenant, data, database = TenantActivities(deps), DataActivities(deps), DatabaseActivities(deps)
-    online = OnlineActivities(deps)
+    online, fanout = OnlineActivities(deps), FanoutActivities(deps)
     return [tenant.request_migration, tenant.recommended_tenants, tenant.precheck, tenant.set_maintenance, tenant.switch_to_dedicated,
             tenant.switch_to_shared, tenant.notify, data.export_archive, data.import_tenant, data.verify_import,
             data.post_migration_checks, data.cleanup_shared, data.restore_from_archive,
             database.create_database, database.drop_database, database.deploy_schema,
-            online.start_capture, online.stop_capture, online.replay_changes]
+            online.start_capture, online.stop_capture, online.replay_changes,
+            fanout.plan_import, fanout.hold_snapshot, fanout.copy_table, fanout.finish_import]
 
 
 def make_worker(client: Client, deps: Deps, task_queue: str = TASK_QUEUE) -> Worker:

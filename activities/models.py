@@ -48,6 +48,8 @@ class MigrationOptions(Frozen):
     parallel_tables: int = Field(default=4, ge=1, le=32)  # connections per side for import and verify
     # Online: replay until at most this many captured changes wait, then freeze writes for the last ones.
     freeze_backlog: int = Field(default=2000, ge=0)
+    # One activity per table on the task queue, so that every worker polling it shares the copy.
+    fanout: bool = False
 
 
 class MigrateTenantInput(Frozen):
@@ -365,3 +367,48 @@ class ReplayResult(Frozen):
     upserted: dict[str, int] = {}
     deleted: dict[str, int] = {}
     seconds: float = 0
+
+
+# ---- fan-out import: one activity per table, on any worker ---------------------------------------------
+class PlanImportInput(Frozen):
+    tenant_id: str
+    database: DatabaseRef
+
+
+class PlanImportResult(Frozen):
+    order: list[str]
+    parents: dict[str, list[str]]
+
+
+class HoldSnapshotInput(Frozen):
+    tenant_id: str
+    import_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,80}$")
+
+
+class HoldSnapshotResult(Frozen):
+    snapshot_id: str
+    seconds: float
+
+
+class CopyTableInput(Frozen):
+    tenant_id: str
+    database: DatabaseRef
+    table: str
+    import_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,80}$")
+
+
+class CopyTableResult(Frozen):
+    table: str
+    rows: int
+    method: str
+    worker: str
+
+
+class FinishImportInput(Frozen):
+    tenant_id: str
+    database: DatabaseRef
+    tables: list[str]
+
+
+class FinishImportResult(Frozen):
+    sequences: dict[str, int]

@@ -33,7 +33,8 @@ def options_from(settings: Settings) -> MigrationOptions:
     return MigrationOptions(advance_notice_days=settings.advance_notice_days,
                             approval_timeout_hours=settings.approval_timeout_hours,
                             cleanup_grace_hours=settings.cleanup_grace_hours, mode=settings.migration_mode,
-                            parallel_tables=settings.parallel_tables, freeze_backlog=settings.freeze_backlog)
+                            parallel_tables=settings.parallel_tables, freeze_backlog=settings.freeze_backlog,
+                            fanout=settings.import_fanout)
 
 
 async def migrate(client: Client, settings: Settings, args: argparse.Namespace) -> str:

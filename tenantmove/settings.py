@@ -103,6 +103,8 @@ class Settings(BaseSettings):
                                       "offline: maintenance mode for the whole copy")
     parallel_tables: int = Field(default=4, ge=1, le=32,
                                  description="connections per server for import and verify (tables in parallel)")
+    import_fanout: bool = Field(default=False, description="import as one activity per table, so that every "
+                                                           "worker on the task queue shares the copy")
     freeze_backlog: int = Field(default=2000, ge=0,
                                 description="online: captured changes left to replay when the write freeze starts")
     precheck_active_minutes: int = Field(

@@ -42,3 +42,40 @@ async def use_snapshot(conn: psycopg.AsyncConnection, snapshot_id: str | None) -
                 raise SnapshotLost(f"snapshot {snapshot_id} is no longer available: {str(exc).strip()}"
                                    ) from exc
         yield
+
+
+# Workers on other machines find a held snapshot here, by the name of the import that holds it.
+def _registry() -> sql.Identifier:
+    from tenantmove.capture import SCHEMA
+
+    return sql.Identifier(SCHEMA, "snapshots")
+
+
+async def publish_snapshot(conn: psycopg.AsyncConnection, name: str, snapshot_id: str) -> None:
+    """Record (autocommit) which snapshot the import `name` shares; replaces an earlier holder's."""
+    from tenantmove.capture import SCHEMA
+
+    await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
+    await conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, snapshot text NOT NULL, "
+                               "published timestamptz NOT NULL DEFAULT now())").format(_registry()))
+    await conn.execute(sql.SQL("INSERT INTO {} (name, snapshot) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE "
+                               "SET snapshot = excluded.snapshot, published = now()").format(_registry()),
+                       (name, snapshot_id))
+
+
+async def published_snapshot(conn: psycopg.AsyncConnection, name: str) -> str | None:
+    cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (_registry().as_string(conn),))
+    row = await cur.fetchone()
+    if not (row and row[0]):
+        await settle(conn)
+        return None
+    cur = await conn.execute(sql.SQL("SELECT snapshot FROM {} WHERE name = %s").format(_registry()), (name,))
+    row = await cur.fetchone()
+    await settle(conn)
+    return str(row[0]) if row else None
+
+
+async def withdraw_snapshot(conn: psycopg.AsyncConnection, name: str) -> None:
+    if await published_snapshot(conn, name) is not None:
+        await conn.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(_registry()), (name,))
+        await settle(conn)

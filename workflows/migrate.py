@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.data import DataActivities
     from activities.database import DatabaseActivities
+    from activities.fanout import FanoutActivities
     from activities.models import (
         Approval,
         CaptureInput,
@@ -24,12 +25,14 @@ with workflow.unsafe.imports_passed_through():
         DeploySchemaInput,
         DropDatabaseInput,
         ExportInput,
+        FinishImportInput,
         ImportInput,
         MaintenanceInput,
         MigrateTenantInput,
         MigrationReport,
         MigrationStatus,
         NotifyInput,
+        PlanImportInput,
         PostCheckInput,
         PrecheckInput,
         Rejection,
@@ -46,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.tenant import TenantActivities
     from tenantmove.capture import Capture
     from workflows.base import PROGRESS_ONLINE, SagaWorkflow, Stop, describe
+    from workflows.fanout import copy_tables
 
 
 def schedule_problem(at: datetime | None, now: datetime, notice_days: float) -> str | None:
@@ -201,12 +205,26 @@ class MigrateTenant(SagaWorkflow):
                         DeploySchemaInput(tenant_id=tenant, database=self._database))
 
     async def _import(self, input: MigrateTenantInput, expected: dict[str, int]) -> None:
+        if input.options.fanout:
+            await self._import_fanout(input)
+            return
         imported = await self.step("import", DataActivities.import_tenant, ImportInput(
             tenant_id=input.tenant_id, database=self._db(), rows_expected=dict(expected),
             parallel_tables=input.options.parallel_tables))
         self._record_rows(imported.tables)
         if imported.resumed_from:
             self.log(f"import resumed after a retry: {len(imported.resumed_from)} table(s) were already copied")
+
+    async def _import_fanout(self, input: MigrateTenantInput) -> None:
+        tenant, database = input.tenant_id, self._db()
+        planned = await self.step("plan_import", FanoutActivities.plan_import,
+                                  PlanImportInput(tenant_id=tenant, database=database))
+        self.begin("import")
+        await copy_tables(tenant, database, planned, input.options.parallel_tables, self.heartbeat_timeout,
+                          lambda name, rows: self._record_rows({name: rows}))
+        self.advance("import")
+        await self.step("finish_import", FanoutActivities.finish_import,
+                        FinishImportInput(tenant_id=tenant, database=database, tables=planned.order))
 
     async def _verify(self, input: MigrateTenantInput) -> None:
         verified = await self.step("verify", DataActivities.verify_import, VerifyInput(

@@ -33,6 +33,8 @@ QUICK = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2
 # Long data steps: fewer, slower retries; each attempt resumes (import) or is idempotent (export, verify).
 LONG = RetryPolicy(initial_interval=timedelta(seconds=5), backoff_coefficient=2.0,
                    maximum_interval=timedelta(minutes=2), maximum_attempts=5)
+# The snapshot holder is never retried: its snapshot cannot be re-created, the import starts over instead.
+ONCE = RetryPolicy(maximum_attempts=1)
 # Compensations must get through: they keep retrying for a long while before the workflow gives up.
 UNDO = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
                    maximum_interval=timedelta(minutes=1), maximum_attempts=30)
@@ -60,6 +62,10 @@ TIMEOUTS: dict[str, Timing] = {
     "restore": Timing(timedelta(hours=4)),
     "notify": Timing(timedelta(minutes=1)),
     "capture_start": Timing(timedelta(minutes=10)),
+    "plan_import": Timing(timedelta(minutes=10)),
+    "finish_import": Timing(timedelta(minutes=30)),
+    # Holds a snapshot open for as long as the tables take; one attempt: a new holder means a new snapshot.
+    "hold_snapshot": Timing(timedelta(hours=8), timedelta(seconds=5)),  # short: cancels arrive on heartbeats
     "capture_stop": Timing(timedelta(minutes=10)),
     "catch_up": Timing(timedelta(hours=2), timedelta(minutes=2)),
     "final_sync": Timing(timedelta(minutes=30), timedelta(minutes=2)),

@@ -1,0 +1,74 @@
+"""The import as one activity per table: in-process, and shared by two worker processes on one task queue."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.api.enums.v1 import EventType
+
+from activities.models import State
+from workflows.client import start_migration
+
+from . import stagesub_expect as expect
+from .test_worker_kill import _worker
+from .test_workflow import _expected_sums, _target_sums
+from .world import approve
+
+TENANT = "sibelius-sinfonia"
+MOVED = [*expect.OWNED, "User"]
+
+
+async def _copy_workers(handle) -> dict[str, str]:
+    """table -> identity of the worker whose copy_table activity completed it, read from the history."""
+    scheduled: dict[int, str] = {}
+    started: dict[int, str] = {}
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            if attrs.activity_type.name == "copy_table":
+                import json
+
+                scheduled[event.event_id] = json.loads(attrs.input.payloads[0].data)["table"]
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            attrs = event.activity_task_started_event_attributes
+            if attrs.scheduled_event_id in scheduled:
+                started[attrs.scheduled_event_id] = attrs.identity
+    return {scheduled[i]: who for i, who in started.items()}
+
+
+async def test_fanout_copies_each_table_in_its_own_activity(temporal_env, world):
+    client = temporal_env.client
+    expected = await _expected_sums(world.shared, MOVED)
+    async with world.worker(client):
+        handle = await start_migration(client, world.input(TENANT, advance_notice_days=0, fanout=True,
+                                                           parallel_tables=3),
+                                       task_queue=world.queue, workflow_id=f"migrate-{TENANT}-{world.queue}")
+        await approve(handle)
+        report = await handle.result()
+        workers = await _copy_workers(handle)
+    assert report.state is State.COMPLETED
+    assert set(workers) >= set(MOVED) and len(workers) == len(set(workers))  # each table copied once
+    assert await _target_sums(world.deps.dedicated_dsn(report.database), MOVED) == expected
+
+
+async def test_two_worker_processes_share_the_copy(dev_env, world, tmp_path):
+    client = dev_env.client
+    address = client.service_client.config.target_host
+    expected = await _expected_sums(world.shared, MOVED)
+    log = tmp_path / "workers.log"
+    workers = [_worker(world, address, log, 0), _worker(world, address, log, 0)]
+    try:
+        handle = await start_migration(client, world.input(TENANT, advance_notice_days=0, fanout=True,
+                                                           parallel_tables=4),
+                                       task_queue=world.queue, workflow_id=f"migrate-{TENANT}-{world.queue}")
+        await approve(handle)
+        report = await asyncio.wait_for(handle.result(), 120)
+        copied_by = await _copy_workers(handle)
+    finally:
+        for process in workers:
+            process.terminate()
+        for process in workers:
+            process.wait(10)
+    assert report.state is State.COMPLETED
+    assert len(set(copied_by.values())) == 2, copied_by  # both processes copied tables
+    assert await _target_sums(world.deps.dedicated_dsn(report.database), MOVED) == expected
