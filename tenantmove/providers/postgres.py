@@ -274,7 +274,7 @@ class PostgresProvider(DatabaseProvider):
         return self.secrets.get(db.app_secret_ref or db.secret_ref)
 
 
-async def _ddl(conn: psycopg.AsyncConnection, statement: sql.Composable, tenant: str | None) -> None:
+async def _ddl(conn: psycopg.AsyncConnection, statement: sql.SQL | sql.Composed, tenant: str | None) -> None:
     try:
         await conn.execute(statement)
     except psycopg.OperationalError as exc:
