@@ -44,7 +44,8 @@ async def build_deps(settings: Settings, http: httpx.AsyncClient) -> Deps:
     shared = shared_dsn(settings)
     async with db.connection(shared) as conn:  # fail fast on a schema the settings cannot plan
         plan = await plan_schema(conn, settings.db_schema, settings.plan_rules())
-    admin = settings.postgres_admin_url or LocalPostgres(settings.state_dir / "pg-dedicated").start().dsn()
+    admin = db.with_sslmode(settings.postgres_admin_url or LocalPostgres(settings.state_dir / "pg-dedicated")
+                            .start().dsn(), settings.database_sslmode)
     secrets = FileSecretStore(settings.state_dir / "secrets")
     notifiers: list[Notifier] = [LogNotifier()]
     if settings.notify_webhook_url:
@@ -57,7 +58,8 @@ async def build_deps(settings: Settings, http: httpx.AsyncClient) -> Deps:
         neon = NeonClient(http, settings.neon_api_url, settings.neon_api_key.get_secret_value())
         providers["neon"] = NeonProvider(neon, secrets, region=settings.neon_region,
                                          pg_version=settings.neon_pg_version, min_cu=settings.neon_min_cu,
-                                         max_cu=settings.neon_max_cu, name_prefix=settings.neon_project_prefix)
+                                         max_cu=settings.neon_max_cu, name_prefix=settings.neon_project_prefix,
+                                         sslmode=settings.database_sslmode or "require")
     return Deps(settings=settings, shared_dsn=shared, secrets=secrets, providers=providers,
                 notifier=FanoutNotifier(*notifiers),
                 registry=registry, migrations_dir=Path(settings.prisma_migrations_dir or MIGRATIONS_DIR))

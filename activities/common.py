@@ -47,15 +47,21 @@ class Deps:
     def dedicated_dsn(self, ref: DatabaseRef) -> str:
         return self.provider(ref.kind).dsn(to_dedicated(ref))
 
+    def app_dsn(self, ref: DatabaseRef) -> str:
+        """What the application connects with (its least-privileged role): the tenant row's URL."""
+        return self.provider(ref.kind).app_dsn(to_dedicated(ref))
+
 
 def to_ref(db: DedicatedDatabase) -> DatabaseRef:
     return DatabaseRef(kind=db.kind, provider_id=db.provider_id, database=db.database, role=db.role,  # type: ignore[arg-type]
-                       host=db.host, port=db.port, secret_ref=db.secret_ref)
+                       host=db.host, port=db.port, secret_ref=db.secret_ref, app_role=db.app_role,
+                       app_secret_ref=db.app_secret_ref)
 
 
 def to_dedicated(ref: DatabaseRef) -> DedicatedDatabase:
     return DedicatedDatabase(kind=ref.kind, provider_id=ref.provider_id, database=ref.database, role=ref.role,
-                             host=ref.host, port=ref.port, secret_ref=ref.secret_ref)
+                             host=ref.host, port=ref.port, secret_ref=ref.secret_ref, app_role=ref.app_role,
+                             app_secret_ref=ref.app_secret_ref)
 
 
 def boundary(fn: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:

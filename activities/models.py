@@ -133,6 +133,8 @@ class DatabaseRef(Frozen):
     host: str
     port: int
     secret_ref: str
+    app_role: str | None = None  # the application's least-privileged login, when the provider made one
+    app_secret_ref: str | None = None
 
 
 class MigrationReport(Frozen):

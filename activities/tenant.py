@@ -90,7 +90,8 @@ class TenantActivities:
     @activity.defn
     @boundary
     async def switch_to_dedicated(self, input: SwitchInput) -> SwitchResult:
-        dsn = self.deps.dedicated_dsn(input.database)
+        # The tenant row gets the application's role, which can read and write rows but change no schema.
+        dsn = self.deps.app_dsn(input.database)
         registry = self.deps.registry
         async with db.connection(self.deps.shared_dsn) as conn, db.connection(dsn) as dedicated:
             before = await registry.switch_to_dedicated(conn, input.tenant_id, dsn, at=activity.info().started_time)

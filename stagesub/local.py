@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 from psycopg import sql
 
 from stagesub.schema import deploy_reference_schema
 from stagesub.seed import DEFAULT_ORCHESTRAS, seed
-from tenantmove.db import with_database
+from tenantmove.db import connect_sync, with_database, with_sslmode
 from tenantmove.logs import get_logger
 from tenantmove.pgserver import LocalPostgres
 from tenantmove.settings import Settings
@@ -22,7 +21,7 @@ def embedded_server(settings: Settings) -> LocalPostgres:
 
 
 def ensure_database(server: LocalPostgres, name: str) -> str:
-    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+    with connect_sync(server.dsn(), autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -30,11 +29,12 @@ def ensure_database(server: LocalPostgres, name: str) -> str:
 
 
 def shared_dsn(settings: Settings) -> str:
-    """SHARED_DATABASE_URL when set; otherwise start (or reuse) the embedded server and its database."""
+    """SHARED_DATABASE_URL when set; otherwise start (or reuse) the embedded server and its database. With
+    DATABASE_SSLMODE set, the DSN carries it (unless it names its own)."""
     if settings.shared_database_url:
-        return settings.shared_database_url
+        return with_sslmode(settings.shared_database_url, settings.database_sslmode)
     server = embedded_server(settings).start()
-    return ensure_database(server, EMBEDDED_DATABASE)
+    return with_sslmode(ensure_database(server, EMBEDDED_DATABASE), settings.database_sslmode)
 
 
 def prepare_embedded(settings: Settings) -> str:
@@ -47,7 +47,7 @@ def prepare_embedded(settings: Settings) -> str:
     applied = deploy_reference_schema(dsn)
     if applied:
         log.info("deployed the StageSub reference schema", migrations=applied)
-    with psycopg.connect(dsn) as conn:
+    with connect_sync(dsn) as conn:
         tenants = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("Tenant"))).fetchone()
     if tenants and tenants[0] == 0:
         # Seeded as of an hour ago: the seed marks some users active "now", which would (rightly) stop a

@@ -1,4 +1,4 @@
-"""Connections with the session settings that make row text identical on every server, and DSN masking."""
+"""Connections with the session settings that make row text identical on every server, TLS modes, DSN masking."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
-from tenantmove.errors import DatabaseUnavailable
+from tenantmove.errors import ConfigError, DatabaseUnavailable, TlsRefused
+
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# libpq's words for a TLS handshake that can never succeed as configured: retrying will not help.
+_TLS_REFUSED = re.compile(r"does not support SSL|certificate|sslrootcert|SSL error: (?!.*SYSCALL)", re.I)
 
 # Checksums hash each row's text form, so every session that reads rows must print values the same way
 # whatever the server's own defaults are (time zone, float digits, bytea and interval styles).
@@ -36,6 +40,27 @@ def mask_dsn(text: str) -> str:
     return _PASSWORD_IN_QUERY.sub(lambda m: f"{m['key']}****", text)
 
 
+def with_sslmode(dsn: str, sslmode: str | None) -> str:
+    """dsn with sslmode=`sslmode` when it names none: a DSN's own sslmode is kept (an operator who wrote one
+    meant it). Every DSN the product uses passes through here at its entry (settings, providers)."""
+    if not sslmode or "sslmode" in psycopg.conninfo.conninfo_to_dict(dsn):
+        return dsn
+    if sslmode not in SSLMODES:
+        raise ConfigError(f"expected an sslmode among {', '.join(SSLMODES)}, found {sslmode!r}")
+    if re.match(r"postgres(ql)?://", dsn):  # a URL stays a URL: it may go into the tenant row for Prisma
+        base, _, fragment = dsn.partition("#")
+        joined = f"{base}{'&' if '?' in base else '?'}sslmode={sslmode}"
+        return f"{joined}#{fragment}" if fragment else joined
+    return psycopg.conninfo.make_conninfo(dsn, sslmode=sslmode)
+
+
+def _unavailable(dsn: str, exc: psycopg.OperationalError) -> Exception:
+    message = f"cannot connect to {mask_dsn(dsn)}: {mask_dsn(str(exc)).strip()}"
+    if _TLS_REFUSED.search(str(exc)):
+        return TlsRefused(message)
+    return DatabaseUnavailable(message)
+
+
 async def apply_session_settings(conn: psycopg.AsyncConnection) -> None:
     for name, value in SESSION_SETTINGS.items():
         await conn.execute(sql.SQL("SELECT set_config({}, {}, false)").format(name, value))
@@ -48,7 +73,7 @@ async def connect(dsn: str, *, autocommit: bool = False, application_name: str =
             dsn, autocommit=True, application_name=application_name, connect_timeout=15
         )
     except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable(f"cannot connect to {mask_dsn(dsn)}: {mask_dsn(str(exc)).strip()}") from exc
+        raise _unavailable(dsn, exc) from exc
     await apply_session_settings(conn)
     await conn.set_autocommit(autocommit)
     return conn
@@ -75,7 +100,7 @@ def connect_sync(dsn: str, *, autocommit: bool = False) -> psycopg.Connection:
     try:
         conn = psycopg.connect(dsn, autocommit=True, application_name="stagesub-migrate", connect_timeout=15)
     except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable(f"cannot connect to {mask_dsn(dsn)}: {mask_dsn(str(exc)).strip()}") from exc
+        raise _unavailable(dsn, exc) from exc
     for name, value in SESSION_SETTINGS.items():
         conn.execute(sql.SQL("SELECT set_config({}, {}, false)").format(name, value))
     conn.autocommit = autocommit

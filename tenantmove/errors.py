@@ -16,6 +16,7 @@
     │   ├── PostCheckFailed          the dedicated database fails the post-migration smoke tests
     │   ├── ProviderError            the database provider refused a step (objects depend on a role ...)
     │   ├── SnapshotLost             the exported snapshot a parallel copy shares is gone (its holder ended)
+    │   ├── TlsRefused               sslmode asks for TLS the server does not offer, or its certificate fails
     │   └── NeonError                Neon's API refused a call (.status, .code, .neon_message, .request_id)
     │       ├── NeonAuthFailed       401/403: the API key is missing, wrong or not allowed
     │       ├── NeonNotFound         404: no such project (or path)
@@ -60,6 +61,10 @@ class ConfigError(PermanentError):
 
 
 class EnvironmentProblem(PermanentError):
+    pass
+
+
+class TlsRefused(PermanentError):
     pass
 
 

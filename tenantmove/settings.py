@@ -180,3 +180,13 @@ class Settings(BaseSettings):
     neon_min_cu: float = Field(default=0.5, ge=0.25, description="autoscaling minimum compute units")
     neon_max_cu: float = Field(default=2, ge=0.25, description="autoscaling maximum compute units")
     neon_project_prefix: str = Field(default="stagesub-", description="Neon project name = prefix + tenant slug")
+
+    # ---- TLS (issue 8) -----------------------------------------------------------------------------------
+    database_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = Field(
+        default=None, description="libpq sslmode added to every DSN the tool uses (shared, admin, dedicated) "
+                                  "that names none; a DSN's own sslmode is kept. Unset = libpq's default")
+
+    @field_validator("database_sslmode", mode="before")
+    @classmethod
+    def _no_sslmode(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value

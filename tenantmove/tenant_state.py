@@ -97,6 +97,9 @@ class TenantRegistry:
     # ---- reads ---------------------------------------------------------------------------------------
     async def _row(self, conn: psycopg.AsyncConnection, tenant: str, *, lock: bool = False) -> _Row:
         c = self.columns
+        if "\x00" in tenant:  # Postgres text cannot hold NUL, so no tenant has it; the driver would raise DataError
+            raise TenantNotFound(f"expected a tenant id without NUL characters, found {tenant!r}", tenant=tenant,
+                                 table=self.table)
         query = sql.SQL("SELECT {}::text, {}, {}, {} FROM {} WHERE {} = %(tenant)s{}").format(
             sql.Identifier(c.database_type), sql.Identifier(c.database_url), sql.Identifier(c.migrated_at),
             sql.Identifier(c.maintenance), sql.Identifier(self.schema, self.table), sql.Identifier(self.key),

@@ -76,7 +76,7 @@ async def test_happy_path_moves_exactly_the_tenant_and_leaks_no_secret(temporal_
     async with db.connection(world.shared) as conn:
         state = await world.deps.registry.read(conn, TENANT)
         url = await world.deps.registry.database_url(conn, TENANT)
-    assert state.database_type == "dedicated" and not state.maintenance and url == dsn
+    assert state.database_type == "dedicated" and not state.maintenance and url == world.deps.app_dsn(report.database)
     assert status["progress"] == 100 and status["state"] == "completed"
     assert all(t["done"] for t in status["tables"].values())
     # The tenant's own audit log, now on the dedicated database, records the switch with the password masked.

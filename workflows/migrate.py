@@ -66,6 +66,14 @@ def schedule_problem(at: datetime | None, now: datetime, notice_days: float) -> 
     return None
 
 
+def _not_a(model: type, value: object) -> str | None:
+    # The converter hands a JSON null to an update as None, not as a validation error; accepted, it would
+    # crash the handler and with it every workflow task from then on.
+    if isinstance(value, model):
+        return None
+    return f"expected a {model.__name__} object, found {type(value).__name__}"
+
+
 @workflow.defn
 class MigrateTenant(SagaWorkflow):
     @workflow.init
@@ -357,7 +365,7 @@ class MigrateTenant(SagaWorkflow):
 
     @approve_migration.validator
     def _validate_approval(self, approval: Approval) -> None:
-        problem = self._decision_problem() or self._schedule_problem_of(approval)
+        problem = _not_a(Approval, approval) or self._decision_problem() or self._schedule_problem_of(approval)
         if problem:
             raise ValueError(problem)
 
@@ -368,7 +376,7 @@ class MigrateTenant(SagaWorkflow):
 
     @reject_migration.validator
     def _validate_rejection(self, rejection: Rejection) -> None:
-        problem = self._decision_problem()
+        problem = _not_a(Rejection, rejection) or self._decision_problem()
         if problem:
             raise ValueError(problem)
 

@@ -158,7 +158,10 @@ def make_app(admin_dsn: str, api_key: str, *, faults: FaultPlan, operation_delay
 
     def uri(p: FakeProject, with_password: bool = True) -> str:
         secret = f":{quote(p.password, safe='')}" if with_password else ""
-        return f"postgresql://{quote(p.local_role, safe='')}{secret}@{host}:{port}/{quote(p.local_database, safe='')}"
+        # Neon's URIs say sslmode=require; this fake's Postgres is a loopback server without TLS, so its
+        # URIs say so explicitly (a DSN's own sslmode is kept over DATABASE_SSLMODE).
+        return (f"postgresql://{quote(p.local_role, safe='')}{secret}@{host}:{port}/"
+                f"{quote(p.local_database, safe='')}?sslmode=disable")
 
     def branch_body(p: FakeProject) -> dict[str, Any]:
         return {"id": p.branch_id, "project_id": p.id, "name": "main", "current_state": "ready",

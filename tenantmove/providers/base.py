@@ -21,6 +21,10 @@ class DedicatedDatabase:
     host: str
     port: int
     secret_ref: str
+    # The application's own login, with only the rights it needs on the tables (no DDL): the DSN written
+    # into the tenant row. None where the provider has one role for both (then `secret_ref` serves both).
+    app_role: str | None = None
+    app_secret_ref: str | None = None
 
 
 class DatabaseProvider(ABC):
@@ -44,4 +48,10 @@ class DatabaseProvider(ABC):
 
     @abstractmethod
     def dsn(self, db: DedicatedDatabase) -> str:
-        """The DSN with password, from the secret store (SecretMissing when it is not there)."""
+        """The DSN with password, from the secret store (SecretMissing when it is not there): the owner's
+        credentials, which deploy the schema and load the rows."""
+
+    def app_dsn(self, db: DedicatedDatabase) -> str:
+        """The DSN the application gets (the tenant row's URL): its least-privileged role when the provider
+        made one, else the owner's."""
+        return self.dsn(db)

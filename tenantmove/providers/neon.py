@@ -9,6 +9,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from psycopg.conninfo import conninfo_to_dict
 
+from tenantmove.db import with_sslmode
 from tenantmove.errors import ConfigError, NeonDuplicateProjects, NeonUnavailable
 from tenantmove.logs import get_logger
 from tenantmove.neon.client import NeonClient
@@ -45,7 +46,8 @@ class NeonProvider(DatabaseProvider):
 
     def __init__(self, client: NeonClient, secrets: SecretStore, *, region: str = "aws-eu-north-1",
                  pg_version: int = 15, min_cu: float = 0.5, max_cu: float = 2, name_prefix: str = "stagesub-",
-                 database: str = "stagesub", role: str = "stagesub_owner", operation_timeout: float = 300) -> None:
+                 database: str = "stagesub", role: str = "stagesub_owner", operation_timeout: float = 300,
+                 sslmode: str | None = "require") -> None:
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,40}", name_prefix):
             raise ConfigError(f"expected a neon project prefix of lower-case letters, digits and -, found "
                               f"{name_prefix!r}")
@@ -59,6 +61,8 @@ class NeonProvider(DatabaseProvider):
         self.database = database
         self.role = role
         self.operation_timeout = operation_timeout
+        # Neon accepts TLS connections only; its URIs say sslmode=require, and one that says nothing gets it.
+        self.sslmode = sslmode
         self.log = get_logger(component="neon-provider")
 
     def name(self, tenant: str) -> str:
@@ -115,6 +119,7 @@ class NeonProvider(DatabaseProvider):
                     and c.connection_parameters.database == self.database), None)
         if uri is None:
             uri = await self._uri(project_id)
+        uri = with_sslmode(uri, self.sslmode)
         self.secrets.put(self.secret_ref(project_id), uri)
         await self.client.wait_operations(project_id, self.operation_timeout)
         return self._describe(project_id, uri)
@@ -127,7 +132,7 @@ class NeonProvider(DatabaseProvider):
         if self.secrets.exists(ref):
             uri = self.secrets.get(ref)
         else:
-            uri = await self._uri(project_id)
+            uri = with_sslmode(await self._uri(project_id), self.sslmode)
             self.secrets.put(ref, uri)
         return self._describe(project_id, uri)
 

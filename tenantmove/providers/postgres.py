@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from tenantmove.db import connect, mask_dsn
+from tenantmove.db import connect, mask_dsn, with_database
 from tenantmove.errors import ConfigError, DatabaseUnavailable, ProviderError
 from tenantmove.providers.base import DatabaseProvider, DedicatedDatabase
 from tenantmove.secrets import SecretStore
@@ -23,6 +23,11 @@ from tenantmove.secrets import SecretStore
 MAX_NAME_BYTES = 63  # NAMEDATALEN - 1: Postgres silently truncates longer identifiers
 _PREFIX = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 _ROLE_OPTIONS = sql.SQL("LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS")
+_APP_SUFFIX = "_app"
+# What the application does with its data: rows in, out, changed, deleted, and ids drawn from sequences.
+# No TRUNCATE, REFERENCES or TRIGGER, no CREATE anywhere: DDL stays with the owner, which the tool keeps.
+_APP_TABLE_RIGHTS = sql.SQL("SELECT, INSERT, UPDATE, DELETE")
+_APP_SEQUENCE_RIGHTS = sql.SQL("USAGE, SELECT, UPDATE")
 
 
 def _check_prefix(prefix: str) -> str:
@@ -43,6 +48,15 @@ def database_name(tenant: str, prefix: str = "tenant_") -> str:
     slug = re.sub(r"[^a-z0-9]+", "_", plain.lower()).strip("_")
     slug = slug[: MAX_NAME_BYTES - len(prefix) - 1 - len(digest)].rstrip("_")
     return f"{prefix}{slug}_{digest}" if slug else f"{prefix}{digest}"
+
+
+def app_role_name(provider_id: str) -> str:
+    """The application role of a database: its name + _app, the slug cut so that it still fits in 63 bytes.
+    It ends in _app, never in the 8 hex an owner's name ends with, so the two kinds never collide."""
+    if len(provider_id) + len(_APP_SUFFIX) > MAX_NAME_BYTES:
+        head, digest = provider_id[:-9], provider_id[-8:]
+        provider_id = f"{head[:MAX_NAME_BYTES - len(_APP_SUFFIX) - 9].rstrip('_')}_{digest}"
+    return provider_id + _APP_SUFFIX
 
 
 def scram_verifier(password: str, *, iterations: int = 4096) -> str:
@@ -73,8 +87,11 @@ def _url_host(host: str) -> str:
 
 
 class PostgresProvider(DatabaseProvider):
-    """Each tenant gets a LOGIN role (no superuser, createdb, createrole or inherit) and a database that role
-    owns, closed to PUBLIC. Database and role share one name, which is also the provider id."""
+    """Each tenant gets a database closed to PUBLIC and two LOGIN roles (no superuser, createdb, createrole,
+    inherit, replication or bypassrls): the owner, whose DSN the tool keeps to deploy the schema and load
+    rows, and `<name>_app`, the application's, which may only read and write rows (default privileges give
+    it every table and sequence the owner creates) and whose DSN goes into the tenant row. Database and owner
+    share one name, which is also the provider id."""
 
     kind = "postgres"
 
@@ -92,21 +109,23 @@ class PostgresProvider(DatabaseProvider):
         return f"dsn/{name}"
 
     def _describe(self, conn: psycopg.AsyncConnection, name: str) -> DedicatedDatabase:
+        app = app_role_name(name)
         return DedicatedDatabase(kind=self.kind, provider_id=name, database=name, role=name,
-                                 host=conn.info.host, port=int(conn.info.port), secret_ref=self.secret_ref(name))
+                                 host=conn.info.host, port=int(conn.info.port), secret_ref=self.secret_ref(name),
+                                 app_role=app, app_secret_ref=self.secret_ref(app))
 
-    def _dsn_for(self, db: DedicatedDatabase, password: str) -> str:
+    def _dsn_for(self, db: DedicatedDatabase, role: str, password: str) -> str:
         query = f"?sslmode={quote(str(self._sslmode))}" if self._sslmode else ""
-        return (f"postgresql://{quote(db.role, safe='')}:{quote(password, safe='')}@{_url_host(db.host)}:"
+        return (f"postgresql://{quote(role, safe='')}:{quote(password, safe='')}@{_url_host(db.host)}:"
                 f"{db.port}/{quote(db.database, safe='')}{query}")
 
-    def _secret_matches(self, db: DedicatedDatabase) -> bool:
+    def _secret_matches(self, db: DedicatedDatabase, role: str, ref: str) -> bool:
         """A stored DSN still names this role, database and server (the admin DSN may have moved)."""
-        if not self.secrets.exists(db.secret_ref):
+        if not self.secrets.exists(ref):
             return False
-        stored = conninfo_to_dict(self.secrets.get(db.secret_ref))
+        stored = conninfo_to_dict(self.secrets.get(ref))
         return (stored.get("user"), stored.get("dbname"), stored.get("host"), str(stored.get("port"))) == (
-            db.role, db.database, db.host, str(db.port))
+            role, db.database, db.host, str(db.port))
 
     async def _admin(self) -> psycopg.AsyncConnection:
         return await connect(self.admin_dsn, autocommit=True, application_name="stagesub-migrate-provider")
@@ -127,31 +146,72 @@ class PostgresProvider(DatabaseProvider):
             # other's half-made role.
             await conn.execute("SELECT pg_advisory_lock(%s)", (_lock_key(name),))
             db = self._describe(conn, name)
-            has_db, has_role = await self._exists(conn, name)
-            role = sql.Identifier(name)
-            password = None
-            if not has_role:
-                password = token_urlsafe(24)
-                await _ddl(conn, sql.SQL("CREATE ROLE {} WITH {} PASSWORD {}").format(
-                    role, _ROLE_OPTIONS, sql.Literal(scram_verifier(password))), tenant)
-            else:
-                await _ddl(conn, sql.SQL("ALTER ROLE {} WITH {}").format(role, _ROLE_OPTIONS), tenant)
-                if not self._secret_matches(db):
-                    # A crash between CREATE ROLE and storing the DSN lost the only copy of the password.
-                    password = token_urlsafe(24)
-                    await _ddl(conn, sql.SQL("ALTER ROLE {} WITH PASSWORD {}").format(
-                        role, sql.Literal(scram_verifier(password))), tenant)
-            await self._own_role(conn, role, tenant)
-            ident = sql.Identifier(name)
+            assert db.app_role is not None and db.app_secret_ref is not None
+            has_db, _ = await self._exists(conn, name)
+            passwords = {db.secret_ref: await self._ensure_role(conn, db, name, db.secret_ref, tenant),
+                         db.app_secret_ref: await self._ensure_role(conn, db, db.app_role, db.app_secret_ref,
+                                                                    tenant)}
+            owner, app, ident = sql.Identifier(name), sql.Identifier(db.app_role), sql.Identifier(name)
+            await self._own_role(conn, owner, tenant)
             if not has_db:
-                await _ddl(conn, sql.SQL("CREATE DATABASE {} OWNER {}").format(ident, role), tenant)
+                await _ddl(conn, sql.SQL("CREATE DATABASE {} OWNER {}").format(ident, owner), tenant)
             else:
-                await _ddl(conn, sql.SQL("ALTER DATABASE {} OWNER TO {}").format(ident, role), tenant)
-            await _ddl(conn, sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(ident), tenant)
-            await _ddl(conn, sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(ident, role), tenant)
-            if password is not None:
-                self.secrets.put(db.secret_ref, self._dsn_for(db, password))
+                await _ddl(conn, sql.SQL("ALTER DATABASE {} OWNER TO {}").format(ident, owner), tenant)
+            await _ddl(conn, sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident), tenant)
+            await _ddl(conn, sql.SQL("GRANT CONNECT ON DATABASE {} TO {}, {}").format(ident, owner, app), tenant)
+            await self._grant_app(name, owner, app, tenant)
+            for ref, password in passwords.items():
+                if password is not None:
+                    role = name if ref == db.secret_ref else db.app_role
+                    self.secrets.put(ref, self._dsn_for(db, role, password))
             return db
+        finally:
+            await conn.close()
+
+    async def _ensure_role(self, conn: psycopg.AsyncConnection, db: DedicatedDatabase, role_name: str, ref: str,
+                           tenant: str) -> str | None:
+        """Create the role, or bring an existing one back to our options; a new password (returned) when
+        the role is new or its stored DSN is missing or stale, None when the stored one still holds."""
+        cur = await conn.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (role_name,))
+        role = sql.Identifier(role_name)
+        if await cur.fetchone() is None:
+            password = token_urlsafe(24)
+            await _ddl(conn, sql.SQL("CREATE ROLE {} WITH {} PASSWORD {}").format(
+                role, _ROLE_OPTIONS, sql.Literal(scram_verifier(password))), tenant)
+            return password
+        await _ddl(conn, sql.SQL("ALTER ROLE {} WITH {}").format(role, _ROLE_OPTIONS), tenant)
+        if self._secret_matches(db, role_name, ref):
+            return None
+        # A crash between CREATE ROLE and storing the DSN lost the only copy of the password.
+        password = token_urlsafe(24)
+        await _ddl(conn, sql.SQL("ALTER ROLE {} WITH PASSWORD {}").format(
+            role, sql.Literal(scram_verifier(password))), tenant)
+        return password
+
+    async def _grant_app(self, name: str, owner: sql.Identifier, app: sql.Identifier, tenant: str) -> None:
+        """Inside the new database (default privileges are per database): the app role may use the schemas
+        and the rows of every table and sequence the owner creates later (the schema is deployed after
+        this), or created already (a database made before the app role existed). Nobody else may create
+        objects in public (PUBLIC's CREATE on it, Postgres < 15)."""
+        conn = await connect(with_database(self.admin_dsn, name), autocommit=True,
+                             application_name="stagesub-migrate-provider")
+        try:
+            await _ddl(conn, sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC"), tenant)
+            await _ddl(conn, sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(app), tenant)
+            for kind, rights in (("SCHEMAS", sql.SQL("USAGE")), ("TABLES", _APP_TABLE_RIGHTS),
+                                 ("SEQUENCES", _APP_SEQUENCE_RIGHTS)):
+                await _ddl(conn, sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} GRANT {} ON {} TO {}").format(
+                    owner, rights, sql.SQL(kind), app), tenant)
+            cur = await conn.execute(
+                "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspowner = %s::regrole "
+                "OR nspname = 'public'", (name,))
+            for (schema,) in await cur.fetchall():
+                s = sql.Identifier(schema)
+                await _ddl(conn, sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(s, app), tenant)
+                await _ddl(conn, sql.SQL("GRANT {} ON ALL TABLES IN SCHEMA {} TO {}").format(
+                    _APP_TABLE_RIGHTS, s, app), tenant)
+                await _ddl(conn, sql.SQL("GRANT {} ON ALL SEQUENCES IN SCHEMA {} TO {}").format(
+                    _APP_SEQUENCE_RIGHTS, s, app), tenant)
         finally:
             await conn.close()
 
@@ -177,7 +237,10 @@ class PostgresProvider(DatabaseProvider):
         conn = await self._admin()
         try:
             has_db, has_role = await self._exists(conn, provider_id)
-            had_secret = self.secrets.exists(self.secret_ref(provider_id))
+            app = app_role_name(provider_id)
+            _, has_app = await self._exists(conn, app)
+            refs = (self.secret_ref(provider_id), self.secret_ref(app))
+            had_secret = any(self.secrets.exists(ref) for ref in refs)
             ident = sql.Identifier(provider_id)
             if has_db:
                 await conn.execute(
@@ -185,10 +248,15 @@ class PostgresProvider(DatabaseProvider):
                     "WHERE datname = %s AND pid <> pg_catalog.pg_backend_pid()", (provider_id,))
                 force = sql.SQL(" WITH (FORCE)") if conn.info.server_version >= 130000 else sql.SQL("")
                 await _ddl(conn, sql.SQL("DROP DATABASE IF EXISTS {}{}").format(ident, force), None)
+            # Their rights lived in the dropped database (default privileges included), so nothing holds
+            # them back; the app role first, as it was made second.
+            if has_app:
+                await _ddl(conn, sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(app)), None)
             if has_role:
                 await _ddl(conn, sql.SQL("DROP ROLE IF EXISTS {}").format(ident), None)
-            self.secrets.delete(self.secret_ref(provider_id))
-            return has_db or has_role or had_secret
+            for ref in refs:
+                self.secrets.delete(ref)
+            return has_db or has_role or has_app or had_secret
         finally:
             await conn.close()
 
@@ -202,8 +270,11 @@ class PostgresProvider(DatabaseProvider):
     def dsn(self, db: DedicatedDatabase) -> str:
         return self.secrets.get(db.secret_ref)
 
+    def app_dsn(self, db: DedicatedDatabase) -> str:
+        return self.secrets.get(db.app_secret_ref or db.secret_ref)
 
-async def _ddl(conn: psycopg.AsyncConnection, statement: sql.Composed, tenant: str | None) -> None:
+
+async def _ddl(conn: psycopg.AsyncConnection, statement: sql.SQL | sql.Composed, tenant: str | None) -> None:
     try:
         await conn.execute(statement)
     except psycopg.OperationalError as exc:
