@@ -140,6 +140,10 @@ async def run_migration(client: Client, *, shared_dsn: str, admin_dsn: str, tena
         deadline = time.monotonic() + 10
         while writer.report.to_dedicated < seen + 10 and time.monotonic() < deadline and not writing.done():
             await asyncio.sleep(0.05)
+    except BaseException:
+        lines = (work_dir / "worker.log").read_text(errors="replace").splitlines()[-20:]
+        print("the worker's last log lines:", *lines, sep="\n  ", file=sys.stderr)
+        raise
     finally:
         stop.set()
         written = await writing
@@ -149,7 +153,7 @@ async def run_migration(client: Client, *, shared_dsn: str, admin_dsn: str, tena
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait(5)
-    check = await writer.check(await _dedicated_url(shared_dsn, tenant))
+    check = await writer.check(await _dedicated_url(shared_dsn, tenant), shared_dsn)
     return MigrationRun(rows=sum(report.tables.values()), seconds=seconds, worker_peak_rss=peak,
                         worker_start_rss=start_rss, freeze_workflow=_freeze(status), writer=written,
                         check=check, steps=dict(report.timings), options=options)

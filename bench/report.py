@@ -81,13 +81,13 @@ class Report:
     def _writer(self) -> list[str]:
         lines = ["| migration | writes acknowledged | of them on dedicated | errors | longest freeze seen by "
                  "writer | maintenance on -> off (workflow) | writer's live rows expected | found in dedicated |"
-                 " missing | wrong |",
-                 "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                 " missing | wrong | left in shared |",
+                 "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for size, run in sorted(self.migrations.items()):
             w, c = run.writer, run.check
             window = f"{run.freeze_workflow:.2f} s" if run.freeze_workflow is not None else "-"
             lines.append(f"| seeded {size:,} | {w.writes:,} | {w.to_dedicated:,} | {w.errors} | {w.longest_gap:.2f} s |"
-                         f" {window} | {c.expected:,} | {c.found:,} | {c.missing} | {c.wrong} |")
+                         f" {window} | {c.expected:,} | {c.found:,} | {c.missing} | {c.wrong} | {c.left_in_shared} |")
         errors = [f"{size:,} rows: {run.writer.last_error}" for size, run in sorted(self.migrations.items())
                   if run.writer.last_error]
         if errors:

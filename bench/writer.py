@@ -38,6 +38,7 @@ class WriterCheck:
     found: int
     missing: int
     wrong: int  # present with another version (a lost update) or present though deleted
+    left_in_shared: int = 0
 
     @property
     def ok(self) -> bool:
@@ -154,15 +155,21 @@ class Writer:
             params = (Jsonb({"v": n}), row_id)
         await conn.execute(query.format(sql.Identifier(self.schema, table)), params)
 
-    async def check(self, dsn: str) -> WriterCheck:
-        """Compare the writer's rows in `dsn` (the dedicated database) with every acknowledged write."""
+    async def check(self, dedicated_dsn: str, shared_dsn: str) -> WriterCheck:
+        """Compare the writer's rows in the dedicated database with every acknowledged write, and count those
+        still in shared (cleanup deletes the tenant's rows there)."""
+        found = await self._rows(dedicated_dsn)
+        expected = self.report.expected
+        missing = sum(1 for key in expected if key not in found)
+        wrong = sum(1 for key, version in found.items() if expected.get(key) != version)
+        return WriterCheck(expected=len(expected), found=len(found), missing=missing, wrong=wrong,
+                           left_in_shared=len(await self._rows(shared_dsn)))
+
+    async def _rows(self, dsn: str) -> dict[tuple[str, str], int]:
         found: dict[tuple[str, str], int] = {}
         async with db.connection(dsn) as conn:
             for table, column in ((COMM, "metadata"), (AUDIT, "changes")):
                 cur = await conn.execute(sql.SQL("SELECT id, ({}->>'v')::int FROM {} WHERE id LIKE %s").format(
                     sql.Identifier(column), sql.Identifier(self.schema, table)), (self.prefix + "%",))
                 found.update({(table, row_id): version for row_id, version in await cur.fetchall()})
-        expected = self.report.expected
-        missing = sum(1 for key in expected if key not in found)
-        wrong = sum(1 for key, version in found.items() if expected.get(key) != version)
-        return WriterCheck(expected=len(expected), found=len(found), missing=missing, wrong=wrong)
+        return found
