@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from tenantmove import db, mover
+from tenantmove import db
+from tenantmove.parallel import copy_tenant_parallel, verify_tenant_parallel
 from tenantmove.plan import Plan, plan_schema
 from tenantmove.selection import tenant_selection
 from tenantmove.settings import Settings
@@ -153,47 +152,19 @@ def insert_per_row(src_dsn: str, dst_dsn: str, plan: Plan, tenant: str, limit: i
     return Measurement("seed", rows, seconds, note="one INSERT per row, one transaction")
 
 
-# ---- the engine: the project's import and verify, parallel when the engine has it ----------------------
-def _parallel() -> tuple[Callable[..., Awaitable[Any]], Callable[..., Awaitable[Any]]] | None:
-    """The parallel engine when this version has it (issue 6 adds it), else None: the sequential one."""
-    try:
-        module = importlib.import_module("tenantmove.parallel")
-    except ImportError:
-        return None
-    return module.copy_tenant_parallel, module.verify_tenant_parallel
-
-
-def engine_kind(connections: int) -> str:
-    return f"parallel, {connections} connections" if _parallel() else "sequential (tenantmove.parallel absent)"
-
-
+# ---- the engine: the project's import and verify ---------------------------------------------------------
 async def engine_import(src_dsn: str, dst_dsn: str, plan: Plan, tenant: str, connections: int) -> Measurement:
-    parallel = _parallel()
     started = time.perf_counter()
-    if parallel:
-        results = await parallel[0](src_dsn, dst_dsn, plan, tenant, connections=connections)
-    else:
-        async with db.connection(src_dsn) as src, db.connection(dst_dsn) as dst:
-            results = await mover.copy_tenant(src, dst, plan, tenant)
+    results = await copy_tenant_parallel(src_dsn, dst_dsn, plan, tenant, connections=connections)
     seconds = time.perf_counter() - started
-    return Measurement("engine import", _copied_rows(results), seconds, note=engine_kind(connections))
+    return Measurement("engine import", sum(r.rows for r in results), seconds,
+                       note=f"parallel, {connections} connections, one exported snapshot")
 
 
 async def engine_verify(src_dsn: str, dst_dsn: str, plan: Plan, tenant: str, connections: int) -> Measurement:
     """Checksums of every copied table on both servers (raises ChecksumMismatch when they differ)."""
-    parallel = _parallel()
     started = time.perf_counter()
-    if parallel:
-        sums = await parallel[1](src_dsn, dst_dsn, plan, tenant, connections=connections)
-    else:
-        async with db.connection(src_dsn) as src, db.connection(dst_dsn) as dst:
-            sums = await mover.verify_tenant(src, dst, plan, tenant)
+    sums = await verify_tenant_parallel(src_dsn, dst_dsn, plan, tenant, connections=connections)
     seconds = time.perf_counter() - started
-    rows = sum(getattr(s, "rows", 0) for s in sums.values()) if isinstance(sums, dict) else 0
-    return Measurement("verify", rows, seconds, note=f"checksums on both sides, {engine_kind(connections)}")
-
-
-def _copied_rows(results: Any) -> int:
-    # copy_tenant returns a list of CopyResult; the parallel engine may return a mapping or a list of them.
-    items = results.values() if isinstance(results, dict) else results
-    return sum(int(getattr(r, "rows", r if isinstance(r, int) else 0)) for r in items)
+    return Measurement("verify", sum(s.rows for s in sums.values()), seconds,
+                       note=f"checksums on both servers at once, {connections} connections each")

@@ -66,16 +66,8 @@ def _proc_status(pid: int, field: str) -> int:
     raise RuntimeError(f"expected {field} in /proc/{pid}/status, found none")
 
 
-def migration_options(mode: str | None, parallel_tables: int | None) -> dict[str, Any]:
-    """Only the options this version of the workflow knows: the benchmark runs before and after the online
-    mode and the parallel import land."""
-    known = MigrationOptions.model_fields
-    chosen: dict[str, Any] = {}
-    if mode is not None and "mode" in known:
-        chosen["mode"] = mode
-    if parallel_tables is not None and "parallel_tables" in known:
-        chosen["parallel_tables"] = parallel_tables
-    return chosen
+def migration_options(mode: str, parallel_tables: int) -> dict[str, Any]:
+    return {"mode": mode, "parallel_tables": parallel_tables}
 
 
 def _worker(shared_dsn: str, admin_dsn: str, state_dir: Path, address: str, queue: str, prefix: str,
