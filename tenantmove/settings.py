@@ -171,3 +171,10 @@ class Settings(BaseSettings):
     neon_min_cu: float = Field(default=0.5, ge=0.25, description="autoscaling minimum compute units")
     neon_max_cu: float = Field(default=2, ge=0.25, description="autoscaling maximum compute units")
     neon_project_prefix: str = Field(default="stagesub-", description="Neon project name = prefix + tenant slug")
+
+    # ---- HTTP API (issue 10); read by api/ and `starter.py serve` ----------------------------------------
+    api_tokens: SecretStr = Field(
+        default=SecretStr("{}"),
+        description='JSON object: bearer token -> "superadmin", "approval_service", "orchestra_admin:TENANT", '
+                    'or {"role": ..., "tenant": ..., "name": ...}. A secret: never shown in repr or logs')
+    api_address: str = Field(default="127.0.0.1:8000", description="host:port where `starter.py serve` listens")
