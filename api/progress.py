@@ -15,6 +15,8 @@ from workflows.client import read_status
 from workflows.steps import STEPS
 
 FINAL_STATES = {State.COMPLETED, State.FAILED, State.ROLLED_BACK, State.REJECTED, State.EXPIRED}
+# RollbackTenant's steps, in its order (workflows/rollback.py); restore runs only when cleanup had run.
+ROLLBACK_STEPS = ["maintenance_on", "restore", "switch", "maintenance_off", "drop_database", "notify"]
 
 
 async def _import_heartbeat(client: Client, workflow_id: str) -> ImportProgress | None:
@@ -28,9 +30,9 @@ async def _import_heartbeat(client: Client, workflow_id: str) -> ImportProgress 
     return None
 
 
-def _steps(status: MigrationStatus, running: bool) -> list[StepProgress]:
+def _steps(status: MigrationStatus, running: bool, workflow_type: str) -> list[StepProgress]:
     out = []
-    for name in STEPS:
+    for name in ROLLBACK_STEPS if workflow_type == "RollbackTenant" else STEPS:
         timing = status.timings.get(name)
         if timing and timing.seconds is not None:
             out.append(StepProgress(name=name, state="done", percent=100, seconds=timing.seconds))
@@ -49,7 +51,7 @@ async def snapshot(client: Client, workflow_id: str) -> Progress:
     status = await read_status(client, workflow_id)
     running = described.status == WorkflowExecutionStatus.RUNNING
     tables = {name: table.model_copy() for name, table in status.tables.items()}
-    steps = _steps(status, running)
+    steps = _steps(status, running, described.workflow_type)
     beat = await _import_heartbeat(client, workflow_id) if running and status.step == "import" else None
     if beat is not None:
         for name in beat.done:
@@ -61,7 +63,7 @@ async def snapshot(client: Client, workflow_id: str) -> Progress:
         current = next(s for s in steps if s.name == "import")
         current.percent = min(99, round(100 * sum(t.rows_done for t in tables.values()) / total)) if total else 0
     return Progress(
-        id=workflow_id, tenant=status.tenant_id, state=status.state.value, execution=execution_name(described.status),
+        id=workflow_id, kind=described.workflow_type, tenant=status.tenant_id, state=status.state.value, execution=execution_name(described.status),
         step=status.step, percent=status.progress, table=beat.table if beat else None,
         rows=beat.rows if beat else None, rows_expected=beat.rows_expected if beat else None,
         steps=steps, tables=tables, last_error=status.last_error,

@@ -109,6 +109,7 @@ class Progress(BaseModel):
     """One event of the live stream: the whole picture, so a client that joins late misses nothing."""
 
     id: str
+    kind: str  # MigrateTenant or RollbackTenant
     tenant: str
     state: str
     execution: str

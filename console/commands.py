@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError
 
 from activities.models import (
     Approval,
@@ -20,7 +21,7 @@ from activities.models import (
 from console.listing import list_migrations
 from console.progress import render_status
 from tenantmove.settings import Settings
-from workflows.client import RequestRefused, migration_id, start_migration, start_rollback
+from workflows.client import RequestRefused, migration_id, rollback_id, start_migration, start_rollback
 from workflows.migrate import MigrateTenant
 
 
@@ -108,7 +109,8 @@ async def watch(client: Client, args: argparse.Namespace) -> str:
 
 
 async def begin_rollback(client: Client, workflow_id: str, task_queue: str) -> WorkflowHandle[Any, MigrationReport]:
-    """Start RollbackTenant from a completed migration's report; refused (nothing started) otherwise."""
+    """Start RollbackTenant from a completed migration's report; refused (nothing started) otherwise, and
+    when this migration was already rolled back."""
     described = await client.get_workflow_handle(workflow_id).describe()
     handle = client.get_workflow_handle(described.id, run_id=described.run_id, result_type=MigrationReport)
     if described.status != WorkflowExecutionStatus.COMPLETED:
@@ -117,6 +119,13 @@ async def begin_rollback(client: Client, workflow_id: str, task_queue: str) -> W
     report = await handle.result()
     if report.state is not State.COMPLETED:  # rejected or expired: the run ended cleanly but moved nothing
         raise RequestRefused(f"{handle.id} ended {report.state.value}; there is nothing to roll back")
+    try:
+        earlier = await client.get_workflow_handle(rollback_id(report.tenant_id)).describe()
+    except RPCError:
+        earlier = None
+    if earlier is not None and earlier.status == WorkflowExecutionStatus.COMPLETED and described.close_time \
+            and earlier.start_time > described.close_time:
+        raise RequestRefused(f"{handle.id} was already rolled back by {earlier.id}")
     return await start_rollback(client, report, task_queue=task_queue)
 
 

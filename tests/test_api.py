@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -157,7 +158,11 @@ async def test_approve_through_the_update_then_follow_to_the_end_and_roll_back(a
     again = await api.post(f"/api/migrations/{A_ID}/rollback", headers=auth(SUPER))
     assert again.status_code == 409 and "already running" in again.json()["detail"]
     events = _events((await api.get(started.json()["events_url"], headers=auth(ADMIN_A))).text)
-    assert events[-1][1]["state"] == "rolled_back"
+    assert events[-1][1]["state"] == "rolled_back" and events[-1][1]["kind"] == "RollbackTenant"
+    assert [s["name"] for s in events[-1][1]["steps"] if s["state"] == "done"] == [
+        "maintenance_on", "restore", "switch", "maintenance_off", "drop_database", "notify"]
+    done = await api.post(f"/api/migrations/{A_ID}/rollback", headers=auth(SUPER))
+    assert done.status_code == 409 and "already rolled back" in done.json()["detail"], done.text
 
 
 async def test_reject_and_schedule(api):
@@ -188,3 +193,24 @@ async def test_the_openapi_document_covers_every_route(api):
     assert set(body["required"]) == {"reason", "preferredTimeframe"}
     page = await api.get("/")
     assert page.status_code == 200 and "Waiting for approval" in page.text
+
+
+def test_api_tokens_setting_is_read_strictly_and_never_shown(monkeypatch):
+    from api.auth import TokenConfigError, Tokens
+    from tenantmove.settings import Settings
+
+    secret = "s3cret-token-abcdef123"
+    monkeypatch.setenv("API_TOKENS", json.dumps({secret: "orchestra_admin:basel", "another-long-token-xyz": {
+        "role": "superadmin", "name": "ada"}}))
+    settings = Settings()
+    assert secret not in repr(settings) and secret not in str(settings.model_dump())
+    tokens = Tokens.parse(settings.api_tokens.get_secret_value())
+    assert tokens.lookup(secret).tenant == "basel" and tokens.lookup("another-long-token-xyz").name == "ada"
+    assert tokens.lookup("s3cret-token-abcdef12") is None
+    for text, message in [("{", "not JSON"), ("[]", "JSON object"), ('{"short": "superadmin"}', "16 characters"),
+                          (json.dumps({secret: "root"}), "entry 1 (role:"),
+                          (json.dumps({secret: "orchestra_admin"}), "names exactly one tenant"),
+                          (json.dumps({secret: "superadmin:basel"}), "names exactly one tenant")]:
+        with pytest.raises(TokenConfigError, match=re.escape(message)) as caught:
+            Tokens.parse(text)
+        assert secret not in str(caught.value)
