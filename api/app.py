@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from api.access import ApiError
 from api.auth import Tokens
@@ -52,6 +53,12 @@ def create_app(settings: Settings, client: Client, tokens: Tokens | None = None)
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return _problem(request, exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(RPCError)
+    async def temporal_error(request: Request, exc: RPCError) -> JSONResponse:
+        # Temporal unreachable, or no worker answered a query in time: the caller may retry.
+        get_logger().warning("temporal call failed", error=exc.message, code=exc.status.name)
+        return _problem(request, 503, f"Temporal did not answer ({exc.status.name.lower()}): {exc.message}")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

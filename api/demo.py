@@ -40,6 +40,6 @@ async def serve_after_demo(client: Client, settings: Settings, shared_dsn: str, 
     out(f"the orchestra admin of {tenant!r} requested a migration through the API: {answer.status_code} "
         f"{answer.json().get('id') or answer.json().get('detail')}")
     out(f"superadmin page: {base}/#token={superadmin}  (click Approve and watch it move)")
-    out(f"API document: {base}/docs; orchestra admin token for {tenant!r}: {admin}")
+    out(f"API document: {base}/openapi.json; orchestra admin token for {tenant!r}: {admin}")
     out("press Ctrl-C to stop")
     await server

@@ -37,7 +37,7 @@ ANYONE = require("superadmin", "approval_service", "orchestra_admin")
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": Problem} for code in (401, 403, *codes)}
+    return {code: {"model": Problem} for code in (401, 403, 503, *codes)}
 
 
 def _client(request: Request) -> Client:

@@ -156,7 +156,8 @@ async def test_approve_through_the_update_then_follow_to_the_end_and_roll_back(a
     started = await api.post(f"/api/migrations/{A_ID}/rollback", headers=auth(SUPER))
     assert started.status_code == 202 and started.json()["id"] == f"rollback-{TENANT_A}", started.text
     again = await api.post(f"/api/migrations/{A_ID}/rollback", headers=auth(SUPER))
-    assert again.status_code == 409 and "already running" in again.json()["detail"]
+    # still running, or (on a quick machine) already done: either way not a second rollback
+    assert again.status_code == 409 and "already r" in again.json()["detail"], again.text
     events = _events((await api.get(started.json()["events_url"], headers=auth(ADMIN_A))).text)
     assert events[-1][1]["state"] == "rolled_back" and events[-1][1]["kind"] == "RollbackTenant"
     assert [s["name"] for s in events[-1][1]["steps"] if s["state"] == "done"] == [

@@ -12,13 +12,21 @@ import pytest
 import uvicorn
 from temporalio.service import RPCError
 
-from .api_support import ADMIN_A, SUPER, TENANT_A, TOKENS, api_client, auth, make_app
+from api.app import create_app
+from api.auth import Principal, Tokens
+from stagesub.seed import OrchestraSpec, seed
+
+from .api_support import SUPER, TOKENS, api_client, auth
+from .world import SEED_NOW
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).parent / "artifacts"
-WID = f"migrate-{TENANT_A}"
+# An orchestra of its own: other tests on the session's dev server list the default ones by tenant.
+TENANT = "page-test-philharmonic"
+ADMIN = "admin-page-test-token-5e0a"
+WID = f"migrate-{TENANT}"
 
 
 async def _pending(http) -> list[dict]:
@@ -36,24 +44,26 @@ async def test_approve_on_the_page_and_watch_it_finish(dev_env, world):
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    app = make_app(world, client)
+    seed(world.shared, [OrchestraSpec(TENANT, "Page Test Philharmonic", "small")], now=SEED_NOW)
+    app = create_app(world.settings.model_copy(update={"advance_notice_days": 0}), client,
+                     Tokens({**TOKENS, ADMIN: Principal(role="orchestra_admin", tenant=TENANT)}))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
                                            lifespan="off", timeout_graceful_shutdown=2))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        async with world.worker(client), api_client(app, [*TOKENS, "postgresql://"], base_url=base,
+        async with world.worker(client), api_client(app, [*TOKENS, ADMIN, "postgresql://"], base_url=base,
                                                    transport=None) as http:
             while not server.started:
                 await asyncio.sleep(0.05)
             today = date.today()
-            asked = await http.post("/api/tenant/request-migration", headers=auth(ADMIN_A), json={
+            asked = await http.post("/api/tenant/request-migration", headers=auth(ADMIN), json={
                 "reason": "300 musicians now", "preferredTimeframe": f"{today}/{today.replace(year=today.year + 1)}"})
             assert asked.status_code == 202, asked.text
             [row] = await _pending(http)
-            assert row["tenant"] == TENANT_A and row["reason"] == "300 musicians now"
+            assert row["tenant"] == TENANT and row["reason"] == "300 musicians now"
             assert row["preferred_timeframe"].startswith(f"{today}T00:00:00+00:00/")
             assert row["status"]["stats"]["figures"]["musicians"] > 0 and row["status"]["stats"]["rows"] > 0
-            assert (await http.get("/api/migrations", headers=auth(ADMIN_A))).status_code == 403
+            assert (await http.get("/api/migrations", headers=auth(ADMIN))).status_code == 403
 
             if not os.path.exists(CHROMIUM):
                 pytest.skip(f"{CHROMIUM} is absent (.ci/run installs Debian's chromium); the API part passed")

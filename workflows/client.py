@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
@@ -68,8 +68,9 @@ async def start_rollback(client: Client, report: MigrationReport, *, task_queue:
 
 async def read_status(client: Client, workflow_id: str, run_id: str | None = None) -> MigrationStatus:
     """The `status` query, which MigrateTenant and RollbackTenant both answer."""
+    # Bounded: without a worker a query would wait for one; callers report the RPCError instead.
     status: MigrationStatus = await client.get_workflow_handle(workflow_id, run_id=run_id).query(
-        "status", result_type=MigrationStatus)
+        "status", result_type=MigrationStatus, rpc_timeout=timedelta(seconds=20))
     return status
 
 
