@@ -67,7 +67,8 @@ async def snapshot(client: Client, workflow_id: str) -> Progress:
         step=status.step, percent=status.progress, table=beat.table if beat else None,
         rows=beat.rows if beat else None, rows_expected=beat.rows_expected if beat else None,
         steps=steps, tables=tables, last_error=status.last_error,
-        finished=not running or status.state in FINAL_STATES)
+        # The run's end, not its last state: the state is final a moment before the workflow returns.
+        finished=not running)
 
 
 async def events(client: Client, workflow_id: str, interval: float = 0.5, keepalive: float = 15.0
