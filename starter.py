@@ -1,4 +1,4 @@
-"""Command line: demo, migrate, approve, reject, status, rollback, plan, seed."""
+"""Command line: demo, migrate, approve, reject, status, rollback, plan, seed, serve."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="everything local: migrate one orchestra end to end")
     demo.add_argument("--keep", action="store_true", help="leave the Temporal UI up afterwards")
     demo.add_argument("--target", choices=["postgres", "neon"], default="postgres", help="dedicated database kind")
+    demo.add_argument("--serve", action="store_true", help="then serve the API and page, a second orchestra waiting")
+    sub.add_parser("serve", help="the HTTP API and the superadmin page (API_ADDRESS, API_TOKENS)")
     m = sub.add_parser("migrate", help="request a migration (it then waits for approval)")
     m.add_argument("--tenant", required=True)
     m.add_argument("--at", help="ISO 8601 time with zone; default: as soon as ADVANCE_NOTICE_DAYS allows")
@@ -75,12 +77,19 @@ async def run(args: argparse.Namespace, settings: Settings, client: Client | Non
     if args.command == "recommend":
         return await recommend_command(settings, args)
     if args.command == "demo":
+        from api.demo import serve_after_demo
         from console.demo import run_demo
 
-        report = await run_demo(settings, keep=args.keep, target=args.target)
+        report = await run_demo(settings, keep=args.keep, target=args.target,
+                                after=serve_after_demo if args.serve else None)
         return f"demo finished: {report.state.value}"
     client = client or await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
                                             data_converter=pydantic_data_converter)
+    if args.command == "serve":
+        from api.server import serve
+
+        await serve(settings, client)
+        return "stopped"
     command: Callable[..., Awaitable[str]] = getattr(commands, args.command)
     if args.command in ("migrate", "rollback"):
         return await command(client, settings, args)

@@ -7,12 +7,21 @@ import json
 from datetime import datetime
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError
 
-from activities.models import Approval, MigrateTenantInput, MigrationOptions, MigrationReport, Rejection
+from activities.models import (
+    Approval,
+    MigrateTenantInput,
+    MigrationOptions,
+    MigrationReport,
+    Rejection,
+    State,
+)
+from console.listing import list_migrations
 from console.progress import render_status
 from tenantmove.settings import Settings
-from workflows.client import RequestRefused, migration_id, start_migration, start_rollback
+from workflows.client import RequestRefused, migration_id, rollback_id, start_migration, start_rollback
 from workflows.migrate import MigrateTenant
 
 
@@ -68,14 +77,11 @@ async def status(client: Client, args: argparse.Namespace) -> str:
 async def pending(client: Client, args: argparse.Namespace) -> str:
     """Migrations waiting for approval, found through Temporal visibility (search attributes), each with the
     tenant's figures as its request recorded them: the guide's superadmin view."""
-    rows: list[dict[str, Any]] = []
-    async for execution in client.list_workflows('MigrationState = "awaiting_approval" AND ExecutionStatus = "Running"'):
-        current = await client.get_workflow_handle(execution.id, run_id=execution.run_id).query(
-            MigrateTenant.query_status)
-        rows.append({"workflow_id": execution.id, "tenant": current.tenant_id,
-                     "requested_at": execution.start_time.isoformat() if execution.start_time else None,
-                     "figures": current.stats.figures if current.stats else {},
-                     "rows": current.stats.rows if current.stats else 0})
+    rows: list[dict[str, Any]] = [{"workflow_id": row.workflow_id, "tenant": row.tenant,
+             "requested_at": row.requested_at.isoformat() if row.requested_at else None,
+             "figures": row.status.stats.figures if row.status and row.status.stats else {},
+             "rows": row.status.stats.rows if row.status and row.status.stats else 0}
+            for row in await list_migrations(client, State.AWAITING_APPROVAL, limit=1000)]
     if args.json:
         return json.dumps(rows, indent=2)
     if not rows:
@@ -104,13 +110,28 @@ async def watch(client: Client, args: argparse.Namespace) -> str:
         await asyncio.sleep(args.interval)
 
 
-async def rollback(client: Client, settings: Settings, args: argparse.Namespace) -> str:
-    described = await client.get_workflow_handle(migration_id(args.tenant)).describe()
+async def begin_rollback(client: Client, workflow_id: str, task_queue: str) -> WorkflowHandle[Any, MigrationReport]:
+    """Start RollbackTenant from a completed migration's report; refused (nothing started) otherwise, and
+    when this migration was already rolled back."""
+    described = await client.get_workflow_handle(workflow_id).describe()
     handle = client.get_workflow_handle(described.id, run_id=described.run_id, result_type=MigrationReport)
     if described.status != WorkflowExecutionStatus.COMPLETED:
         raise RequestRefused(f"{handle.id} is {described.status.name.lower() if described.status else 'unknown'};"
                              " only a completed migration can be rolled back (cancel a running one instead)")
     report = await handle.result()
-    rolled = await start_rollback(client, report, task_queue=settings.task_queue)
+    if report.state is not State.COMPLETED:  # rejected or expired: the run ended cleanly but moved nothing
+        raise RequestRefused(f"{handle.id} ended {report.state.value}; there is nothing to roll back")
+    try:
+        earlier = await client.get_workflow_handle(rollback_id(report.tenant_id)).describe()
+    except RPCError:
+        earlier = None
+    if earlier is not None and earlier.status == WorkflowExecutionStatus.COMPLETED and described.close_time \
+            and earlier.start_time > described.close_time:
+        raise RequestRefused(f"{handle.id} was already rolled back by {earlier.id}")
+    return await start_rollback(client, report, task_queue=task_queue)
+
+
+async def rollback(client: Client, settings: Settings, args: argparse.Namespace) -> str:
+    rolled = await begin_rollback(client, migration_id(args.tenant), settings.task_queue)
     result = await rolled.result()
     return json.dumps(result.model_dump(mode="json"), indent=2)

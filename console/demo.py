@@ -9,7 +9,7 @@ import os
 import secrets as random_secrets
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +17,7 @@ import httpx
 import psycopg
 from psycopg import sql
 from pydantic import SecretStr
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -89,8 +89,12 @@ async def follow(handle: WorkflowHandle[Any, Any], out: Print) -> None:
         await asyncio.sleep(0.2)
 
 
-async def run_demo(settings: Settings, *, keep: bool = False, out: Print = print, target: TargetKind = "postgres"
-                   ) -> MigrationReport:
+# Called with the dev server's client while the worker still runs (`demo --serve` passes the API's).
+After = Callable[[Client, Settings, str, Print], Awaitable[None]]
+
+
+async def run_demo(settings: Settings, *, keep: bool = False, out: Print = print, target: TargetKind = "postgres",
+                   after: After | None = None) -> MigrationReport:
     configure(settings.log_format, level=logging.WARNING)
     shared = prepare_embedded(settings)
     tenant = pick_tenant(shared)
@@ -123,6 +127,8 @@ async def run_demo(settings: Settings, *, keep: bool = False, out: Print = print
                 report = await handle.result()
                 out(f"dedicated database: {report.database.database if report.database else '-'}; archive "
                     f"{settings.archive_root / (report.archive_id or '')}")
+                if after is not None:
+                    await after(env.client, settings, shared, out)
                 if keep:
                     out(f"the UI stays up at http://127.0.0.1:{ui_port}; press Ctrl-C to stop")
                     await asyncio.Event().wait()

@@ -190,3 +190,10 @@ class Settings(BaseSettings):
     @classmethod
     def _no_sslmode(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    # ---- HTTP API (issue 10); read by api/ and `starter.py serve` ----------------------------------------
+    api_tokens: SecretStr = Field(
+        default=SecretStr("{}"),
+        description='JSON object: bearer token -> "superadmin", "approval_service", "orchestra_admin:TENANT", '
+                    'or {"role": ..., "tenant": ..., "name": ...}. A secret: never shown in repr or logs')
+    api_address: str = Field(default="127.0.0.1:8000", description="host:port where `starter.py serve` listens")

@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["tenantmove", "activities", "workflows", "console", "stagesub"]
+PACKAGES = ["tenantmove", "activities", "workflows", "console", "stagesub", "api"]
 
 
 def _modules() -> list[Path]:
@@ -33,10 +33,23 @@ def _imports(path: Path) -> set[str]:
 def test_layers_by_import():
     for path in (ROOT / "tenantmove").rglob("*.py"):
         assert not any(name.startswith("temporalio") for name in _imports(path)), f"{path} imports temporalio"
-        assert not any(name.split(".")[0] in ("activities", "workflows", "console") for name in _imports(path)), path
+        assert not any(name.split(".")[0] in ("activities", "workflows", "console", "api") for name in _imports(path)), path
     for path in (ROOT / "activities").rglob("*.py"):
         assert "psycopg.sql" not in _imports(path), f"{path}: activities hold no SQL"
-        assert not any(name.split(".")[0] in ("workflows", "console") for name in _imports(path)), path
+        assert not any(name.split(".")[0] in ("workflows", "console", "api") for name in _imports(path)), path
+    for path in (ROOT / "workflows").rglob("*.py"):
+        assert not any(name.split(".")[0] in ("console", "api") for name in _imports(path)), path
+    for path in (ROOT / "console").rglob("*.py"):
+        assert not any(name.split(".")[0] == "api" for name in _imports(path)), f"{path}: the API sits above console"
+    for path in (ROOT / "api").rglob("*.py"):
+        # The API talks to Temporal through the client helpers and shares console's read paths; it never
+        # reaches into workflow code, activity implementations, or the database.
+        for name in _imports(path):
+            if name.split(".")[0] == "workflows":
+                assert name.startswith(("workflows.client", "workflows.steps")), f"{path} imports {name}"
+            if name.split(".")[0] == "activities":
+                assert name.startswith("activities.models"), f"{path} imports {name}"
+            assert not name.startswith("psycopg"), f"{path} imports {name}"
 
 
 def test_every_activity_takes_one_frozen_input_and_returns_a_result():

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from activities.models import TASK_QUEUE, MigrateTenantInput, MigrationReport, RollbackInput
+from activities.models import (
+    TASK_QUEUE,
+    Approval,
+    MigrateTenantInput,
+    MigrationReport,
+    MigrationStatus,
+    Rejection,
+    RollbackInput,
+)
 from workflows.migrate import MigrateTenant, schedule_problem
 from workflows.rollback import RollbackTenant
 from workflows.steps import MIGRATION_STATE, MIGRATION_STEP, TENANT_ID
@@ -56,3 +64,20 @@ async def start_rollback(client: Client, report: MigrationReport, *, task_queue:
                                            static_summary=f"Move tenant {report.tenant_id} back to shared")
     except WorkflowAlreadyStartedError:
         raise RequestRefused(f"a rollback of tenant {report.tenant_id!r} is already running ({wid})") from None
+
+
+async def read_status(client: Client, workflow_id: str, run_id: str | None = None) -> MigrationStatus:
+    """The `status` query, which MigrateTenant and RollbackTenant both answer."""
+    # Bounded: without a worker a query would wait for one; callers report the RPCError instead.
+    status: MigrationStatus = await client.get_workflow_handle(workflow_id, run_id=run_id).query(
+        "status", result_type=MigrationStatus, rpc_timeout=timedelta(seconds=20))
+    return status
+
+
+async def decide(client: Client, workflow_id: str, decision: Approval | Rejection) -> MigrationStatus:
+    """Approve or reject through the workflow's Update: its validator's refusal comes back to the caller as
+    WorkflowUpdateFailedError, and nothing is recorded."""
+    handle = client.get_workflow_handle_for(MigrateTenant.run, workflow_id)
+    if isinstance(decision, Approval):
+        return await handle.execute_update(MigrateTenant.approve_migration, decision)
+    return await handle.execute_update(MigrateTenant.reject_migration, decision)
