@@ -61,6 +61,13 @@ class MigrateTenantInput(Frozen):
     options: MigrationOptions = MigrationOptions()
 
 
+class Reschedule(Frozen):
+    """Set or move the start time of a migration not yet running."""
+
+    scheduled_at: datetime
+    by: str = Field(min_length=1, max_length=200)
+
+
 class Approval(Frozen):
     approver: str = Field(min_length=1, max_length=200)
     comment: str = ""

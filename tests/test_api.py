@@ -171,8 +171,10 @@ async def test_reject_and_schedule(api):
     assert (await api.post(f"/api/migrations/{A_ID}/reject", headers=auth(SUPER), json={})).status_code == 422
     moved = await api.post(f"/api/migrations/{A_ID}/schedule", headers=auth(SUPER),
                            json={"scheduledAt": "2030-01-01T00:00:00+00:00"})
-    # MigrateTenant has no `reschedule` Update yet: the API says so instead of pretending.
-    assert moved.status_code == 501 and "reschedule" in moved.json()["detail"], moved.text
+    assert moved.status_code == 200 and moved.json()["scheduled_at"].startswith("2030-01-01"), moved.text
+    past = await api.post(f"/api/migrations/{A_ID}/schedule", headers=auth(SUPER),
+                          json={"scheduledAt": "2020-01-01T00:00:00+00:00"})
+    assert past.status_code == 409 and "in the past" in past.json()["detail"], past.text
     rejected = await api.post(f"/api/migrations/{A_ID}/reject", headers=auth(SUPER), json={"reason": "not now"})
     assert rejected.status_code == 200 and rejected.json()["rejected_by"] == "ada"
     events = _events((await api.get(f"/api/migrations/{A_ID}/events", headers=auth(SUPER))).text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -38,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         Rejection,
         ReplayInput,
         RequestInput,
+        Reschedule,
         RestoreInput,
         State,
         SwitchBackInput,
@@ -89,6 +91,7 @@ class MigrateTenant(SagaWorkflow):
         self._database: DatabaseRef | None = None
         self._rows: dict[str, int] = {}
         self._verified: dict[str, int] = {}
+        self._reschedule_to: datetime | None = None
         self._frozen_at: datetime | None = None
         self._cut_over = False  # online: the tenant writes to its dedicated database (no automatic undo)
         self.status.mode = input.options.mode
@@ -301,7 +304,8 @@ class MigrateTenant(SagaWorkflow):
 
     async def _await_schedule(self, input: MigrateTenantInput) -> None:
         notice = input.options.advance_notice_days
-        chosen = (self._approval.scheduled_at if self._approval else None) or input.scheduled_at
+        chosen = self._reschedule_to or (self._approval.scheduled_at if self._approval else None) \
+            or input.scheduled_at
         # A time someone chose is checked again now (the approval may have come late); without one the
         # migration starts as soon as the notice period allows.
         problem = schedule_problem(chosen, workflow.now(), notice)
@@ -312,8 +316,18 @@ class MigrateTenant(SagaWorkflow):
         self.set_state(State.SCHEDULED, step="schedule")
         await self._notify(input.tenant_id, "scheduled", f"migration scheduled for {at.isoformat()}",
                            step="announce", scheduled_at=at.isoformat())
-        while (delay := at - workflow.now()) > timedelta(0):
-            await workflow.sleep(delay)
+        if not workflow.patched("reschedule"):  # runs recorded before the Update existed sleep as they did
+            while (delay := at - workflow.now()) > timedelta(0):
+                await workflow.sleep(delay)
+        else:
+            while (delay := at - workflow.now()) > timedelta(0):
+                try:  # a reschedule wakes the wait and starts it over with the new time
+                    await workflow.wait_condition(functools.partial(self._moved_from, at), timeout=delay)
+                except TimeoutError:
+                    break
+                at = self._reschedule_to or at
+                await self._notify(input.tenant_id, "scheduled", f"migration moved to {at.isoformat()}",
+                                   step="announce", scheduled_at=at.isoformat())
         self.advance("schedule")
 
     # ---- signals, updates, query --------------------------------------------------------------------
@@ -377,6 +391,26 @@ class MigrateTenant(SagaWorkflow):
     @reject_migration.validator
     def _validate_rejection(self, rejection: Rejection) -> None:
         problem = _not_a(Rejection, rejection) or self._decision_problem()
+        if problem:
+            raise ValueError(problem)
+
+    def _moved_from(self, at: datetime) -> bool:
+        return self._reschedule_to is not None and self._reschedule_to != at
+
+    @workflow.update
+    async def reschedule(self, change: Reschedule) -> MigrationStatus:
+        self._reschedule_to = change.scheduled_at
+        self.status.scheduled_at = change.scheduled_at
+        self.log(f"rescheduled to {change.scheduled_at.isoformat()} by {change.by}")
+        return self.status
+
+    @reschedule.validator
+    def _validate_reschedule(self, change: Reschedule) -> None:
+        if not isinstance(change, Reschedule):
+            raise ValueError("expected a Reschedule with scheduled_at and by")
+        if self.status.state not in (State.REQUESTED, State.AWAITING_APPROVAL, State.SCHEDULED):
+            raise ValueError(f"the migration is {self.status.state.value}; only a waiting one can be rescheduled")
+        problem = schedule_problem(change.scheduled_at, workflow.now(), self._notice_days)
         if problem:
             raise ValueError(problem)
 
