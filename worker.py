@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
@@ -33,6 +32,7 @@ from tenantmove.providers.postgres import PostgresProvider
 from tenantmove.secrets import FileSecretStore
 from tenantmove.settings import Settings
 from tenantmove.tenant_state import TenantRegistry
+from workflows import codec
 from workflows.fleet import MigrateMany
 from workflows.migrate import MigrateTenant
 from workflows.rollback import RollbackTenant
@@ -81,8 +81,7 @@ async def connect(settings: Settings) -> Client:
     # The SDK's own metrics (task latencies, slots, failures) served for Prometheus at METRICS_ADDRESS.
     runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=settings.metrics_address))) \
         if settings.metrics_address else None
-    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                data_converter=pydantic_data_converter, runtime=runtime)
+    return await codec.connect(settings, runtime)
 
 
 async def main() -> None:
