@@ -17,6 +17,7 @@ from activities.context import LogContext
 from activities.data import DataActivities
 from activities.database import DatabaseActivities
 from activities.models import TASK_QUEUE
+from activities.retention import RetentionActivities
 from activities.tenant import TenantActivities
 from stagesub.local import shared_dsn
 from stagesub.schema import MIGRATIONS_DIR
@@ -35,7 +36,9 @@ from tenantmove.tenant_state import TenantRegistry
 from workflows import codec
 from workflows.fleet import MigrateMany
 from workflows.migrate import MigrateTenant
+from workflows.retention import PurgeArchives
 from workflows.rollback import RollbackTenant
+from workflows.schedules import ensure_retention_schedule
 
 
 async def build_deps(settings: Settings, http: httpx.AsyncClient) -> Deps:
@@ -61,7 +64,7 @@ async def build_deps(settings: Settings, http: httpx.AsyncClient) -> Deps:
                 registry=registry, migrations_dir=Path(settings.prisma_migrations_dir or MIGRATIONS_DIR))
 
 
-WORKFLOWS = [MigrateTenant, RollbackTenant, MigrateMany]
+WORKFLOWS = [MigrateTenant, RollbackTenant, MigrateMany, PurgeArchives]
 
 
 def activities_for(deps: Deps) -> list[Callable[..., Any]]:
@@ -69,7 +72,8 @@ def activities_for(deps: Deps) -> list[Callable[..., Any]]:
     return [tenant.request_migration, tenant.recommended_tenants, tenant.precheck, tenant.set_maintenance, tenant.switch_to_dedicated,
             tenant.switch_to_shared, tenant.notify, data.export_archive, data.import_tenant, data.verify_import,
             data.post_migration_checks, data.cleanup_shared, data.restore_from_archive,
-            database.create_database, database.drop_database, database.deploy_schema]
+            database.create_database, database.drop_database, database.deploy_schema,
+            RetentionActivities(deps).purge_archives]
 
 
 def make_worker(client: Client, deps: Deps, task_queue: str = TASK_QUEUE) -> Worker:
@@ -89,7 +93,10 @@ async def main() -> None:
     configure(settings.log_format)
     async with httpx.AsyncClient(timeout=10) as http:
         deps = await build_deps(settings, http)
-        worker = make_worker(await connect(settings), deps, task_queue=settings.task_queue)
+        client = await connect(settings)
+        # At start, so a deployment never runs without its retention; idempotent, so every worker may do it.
+        get_logger().info(await ensure_retention_schedule(client, settings))
+        worker = make_worker(client, deps, task_queue=settings.task_queue)
         get_logger(task_queue=settings.task_queue, temporal=settings.temporal_address).info("worker started")
         await worker.run()
 
