@@ -8,7 +8,6 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 from console import commands
@@ -17,6 +16,7 @@ from tenantmove.db import mask_dsn
 from tenantmove.errors import EngineError
 from tenantmove.logs import configure
 from tenantmove.settings import Settings
+from workflows import codec
 from workflows.client import RequestRefused
 
 
@@ -66,6 +66,10 @@ def parser() -> argparse.ArgumentParser:
     seed.add_argument("--name")
     seed.add_argument("--size", choices=["small", "institution", "large"], default="small")
     seed.add_argument("--rows", type=int, help="rows in all for --size large (default 1,000,000)")
+    codec_server = sub.add_parser("codec-server", help="decode encrypted payloads for the Temporal UI and CLI")
+    codec_server.add_argument("--host", default="127.0.0.1")
+    codec_server.add_argument("--port", type=int, default=8081)
+    sub.add_parser("schedule-retention", help="create or update the daily archive purge (a Temporal Schedule)")
     return p
 
 
@@ -83,13 +87,20 @@ async def run(args: argparse.Namespace, settings: Settings, client: Client | Non
         report = await run_demo(settings, keep=args.keep, target=args.target,
                                 after=serve_after_demo if args.serve else None)
         return f"demo finished: {report.state.value}"
-    client = client or await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                            data_converter=pydantic_data_converter)
+    if args.command == "codec-server":
+        from console.codec_server import serve as serve_codec
+
+        return await serve_codec(settings, args.host, args.port)
+    client = client or await codec.connect(settings)
     if args.command == "serve":
         from api.server import serve
 
         await serve(settings, client)
         return "stopped"
+    if args.command == "schedule-retention":
+        from workflows.schedules import ensure_retention_schedule
+
+        return await ensure_retention_schedule(client, settings)
     command: Callable[..., Awaitable[str]] = getattr(commands, args.command)
     if args.command in ("migrate", "rollback"):
         return await command(client, settings, args)

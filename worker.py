@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
@@ -20,6 +19,7 @@ from activities.database import DatabaseActivities
 from activities.fanout import FanoutActivities
 from activities.models import TASK_QUEUE
 from activities.online import OnlineActivities
+from activities.retention import RetentionActivities
 from activities.tenant import TenantActivities
 from stagesub.local import shared_dsn
 from stagesub.schema import MIGRATIONS_DIR
@@ -35,9 +35,12 @@ from tenantmove.providers.postgres import PostgresProvider
 from tenantmove.secrets import FileSecretStore
 from tenantmove.settings import Settings
 from tenantmove.tenant_state import TenantRegistry
+from workflows import codec
 from workflows.fleet import MigrateMany
 from workflows.migrate import MigrateTenant
+from workflows.retention import PurgeArchives
 from workflows.rollback import RollbackTenant
+from workflows.schedules import ensure_retention_schedule
 
 
 async def build_deps(settings: Settings, http: httpx.AsyncClient) -> Deps:
@@ -65,7 +68,7 @@ async def build_deps(settings: Settings, http: httpx.AsyncClient) -> Deps:
                 registry=registry, migrations_dir=Path(settings.prisma_migrations_dir or MIGRATIONS_DIR))
 
 
-WORKFLOWS = [MigrateTenant, RollbackTenant, MigrateMany]
+WORKFLOWS = [MigrateTenant, RollbackTenant, MigrateMany, PurgeArchives]
 
 
 def activities_for(deps: Deps) -> list[Callable[..., Any]]:
@@ -76,7 +79,8 @@ def activities_for(deps: Deps) -> list[Callable[..., Any]]:
             data.post_migration_checks, data.cleanup_shared, data.restore_from_archive,
             database.create_database, database.drop_database, database.deploy_schema,
             online.start_capture, online.stop_capture, online.replay_changes,
-            fanout.plan_import, fanout.hold_snapshot, fanout.copy_table, fanout.finish_import]
+            fanout.plan_import, fanout.hold_snapshot, fanout.copy_table, fanout.finish_import,
+            RetentionActivities(deps).purge_archives]
 
 
 def make_worker(client: Client, deps: Deps, task_queue: str = TASK_QUEUE) -> Worker:
@@ -88,8 +92,7 @@ async def connect(settings: Settings) -> Client:
     # The SDK's own metrics (task latencies, slots, failures) served for Prometheus at METRICS_ADDRESS.
     runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=settings.metrics_address))) \
         if settings.metrics_address else None
-    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                data_converter=pydantic_data_converter, runtime=runtime)
+    return await codec.connect(settings, runtime)
 
 
 async def main() -> None:
@@ -97,7 +100,10 @@ async def main() -> None:
     configure(settings.log_format)
     async with httpx.AsyncClient(timeout=10) as http:
         deps = await build_deps(settings, http)
-        worker = make_worker(await connect(settings), deps, task_queue=settings.task_queue)
+        client = await connect(settings)
+        # At start, so a deployment never runs without its retention; idempotent, so every worker may do it.
+        get_logger().info(await ensure_retention_schedule(client, settings))
+        worker = make_worker(client, deps, task_queue=settings.task_queue)
         get_logger(task_queue=settings.task_queue, temporal=settings.temporal_address).info("worker started")
         await worker.run()
 

@@ -53,7 +53,8 @@ class DataActivities:
         if (path / "manifest.json").exists():
             manifest = read_manifest(path)
         else:
-            writer = ArchiveWriter(self.deps.settings.archive_root, input.archive_id, input.tenant_id)
+            writer = ArchiveWriter(self.deps.settings.archive_root, input.archive_id, input.tenant_id,
+                                   keys=self.deps.settings.archive_keys())
             async with db.connection(self.deps.shared_dsn) as conn:
                 plan = await self.deps.plan(conn)
                 await db.settle(conn)
@@ -138,7 +139,7 @@ class DataActivities:
     @boundary
     async def cleanup_shared(self, input: CleanupInput) -> CleanupResult:
         """Only once the archive reads back equal to its manifest: it is the way back after this."""
-        await verify_archive(self._archive_path(input.archive_id))
+        await verify_archive(self._archive_path(input.archive_id), self.deps.settings.archive_keys())
         async with db.connection(self.deps.shared_dsn) as conn:
             plan = await self.deps.plan(conn)
             deleted = await delete_tenant_rows(conn, plan, input.tenant_id)
@@ -151,7 +152,7 @@ class DataActivities:
         """Load the tenant's deleted rows back into shared from the archive, parents first; a table whose
         rows are already there (same checksum as the manifest) is skipped, so a retry is safe."""
         path = self._archive_path(input.archive_id)
-        manifest = await verify_archive(path)
+        manifest = await verify_archive(path, self.deps.settings.archive_keys())
         restored: dict[str, int] = {}
         async with db.connection(self.deps.shared_dsn) as conn:
             plan = await self.deps.plan(conn)
@@ -167,5 +168,6 @@ class DataActivities:
                     raise ArchiveError(f"{entry.table}: shared holds {now.rows} of the tenant's rows that differ "
                                        "from the archive; expected none or all of them", table=entry.table)
                 async with conn.transaction():
-                    restored[entry.table] = await load_table(conn, path, entry)
+                    restored[entry.table] = await load_table(conn, path, entry,
+                                                             keys=self.deps.settings.archive_keys())
         return RestoreResult(restored=restored)

@@ -18,7 +18,6 @@ import psycopg
 from psycopg import sql
 from pydantic import SecretStr
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.models import (
@@ -38,6 +37,7 @@ from tenantmove.pgserver import LocalPostgres
 from tenantmove.settings import Settings
 from worker import build_deps, make_worker
 from workflows.client import start_migration
+from workflows.codec import data_converter
 from workflows.migrate import MigrateTenant
 from workflows.steps import SEARCH_ATTRIBUTES
 
@@ -107,7 +107,7 @@ async def run_demo(settings: Settings, *, keep: bool = False, out: Print = print
     ui_port = free_or(8233)
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(), ui=True, ui_port=ui_port, search_attributes=SEARCH_ATTRIBUTES,
-        data_converter=pydantic_data_converter, dev_server_log_level="error")
+        data_converter=data_converter(settings), dev_server_log_level="error")
     try:
         async with httpx.AsyncClient(timeout=10) as http:
             deps = await build_deps(settings, http)

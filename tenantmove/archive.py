@@ -16,8 +16,10 @@ import psycopg
 from psycopg import AsyncConnection, sql
 from pydantic import BaseModel, ConfigDict
 
+from tenantmove.archive_crypt import FrameReader, FrameWriter
 from tenantmove.checksum import TableChecksum, read_snapshot, table_checksum
 from tenantmove.copy import column_types, engine_error
+from tenantmove.crypto import KeyRing
 from tenantmove.errors import ArchiveError
 from tenantmove.rows import RowSelection
 
@@ -51,6 +53,8 @@ class ArchiveEntry(BaseModel):
     file_bytes: int
     file_sha256: str    # of the .gz file as stored
     checksum: TableChecksum
+    # Set when the file is the gzip stream sealed in AES-GCM frames (archive_crypt.py) under this key.
+    encryption_key_id: str | None = None
 
 
 class Manifest(BaseModel):
@@ -103,12 +107,19 @@ class _HashingFile:
         self.raw.flush()
 
 
-class _TableFile:
-    """Synchronous sink for one table's COPY text: hashes, counts rows, compresses (runs in a thread)."""
+def valid_archive_id(name: str) -> bool:
+    return bool(_SAFE_ID.match(name))
 
-    def __init__(self, path: Path, level: int) -> None:
+
+class _TableFile:
+    """Synchronous sink for one table's COPY text: hashes, counts rows, compresses, encrypts when given keys
+    (runs in a thread). Encryption comes after compression: ciphertext does not compress."""
+
+    def __init__(self, path: Path, level: int, keys: KeyRing | None = None) -> None:
         self.file = _HashingFile(_open_private(path))
-        self.gzip = gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=self.file, mtime=0)
+        self.frames = FrameWriter(self.file, keys, f"{path.parent.name}/{path.name}") if keys else None
+        self.gzip = gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=self.frames or self.file,
+                                  mtime=0)
         self.sha, self.size, self.rows = hashlib.sha256(), 0, 0
 
     def write(self, block: bytes) -> None:
@@ -120,6 +131,8 @@ class _TableFile:
 
     def close(self) -> None:
         self.gzip.close()
+        if self.frames is not None:
+            self.frames.finish()
         self.file.flush()
         os.fsync(self.file.raw.fileno())
         self.file.raw.close()
@@ -139,12 +152,12 @@ class ArchiveWriter:
     """
 
     def __init__(self, root: Path | str, archive_id: str, tenant: str, *,
-                 level: int = COMPRESS_LEVEL) -> None:
+                 level: int = COMPRESS_LEVEL, keys: KeyRing | None = None) -> None:
         if not _SAFE_ID.match(archive_id):
             raise ArchiveError(f"expected an archive id of letters, digits, '.', '_' or '-', "
                                f"found {archive_id!r}")
         self.path = Path(root) / archive_id
-        self.archive_id, self.tenant, self.level = archive_id, tenant, level
+        self.archive_id, self.tenant, self.level, self.keys = archive_id, tenant, level, keys
         self.created_at = datetime.now(UTC)
         self._entries: list[ArchiveEntry] = []
         self._server_version = ""
@@ -190,13 +203,14 @@ class ArchiveWriter:
             columns=selection.columns, column_types=tuple(types.get(c, "") for c in selection.columns),
             key=selection.key, rows=rows, bytes=sink.size, sha256=sink.sha.hexdigest(),
             file_bytes=sink.file.size, file_sha256=sink.file.sha.hexdigest(), checksum=checksum,
+            encryption_key_id=self.keys.primary if self.keys else None,
         )
         self._entries.append(entry)
         return entry
 
     async def _stream(self, conn: AsyncConnection, selection: RowSelection, path: Path
                       ) -> tuple[_TableFile, int]:
-        sink = _TableFile(path, self.level)
+        sink = _TableFile(path, self.level, self.keys)
         pending: asyncio.Future[None] | None = None
         buffer = bytearray()
         try:
@@ -265,8 +279,8 @@ def _table_path(archive: Path, entry: ArchiveEntry) -> Path:
 class _GzipReader:
     """Reads one table file: uncompressed blocks out, while hashing the stored bytes (runs in a thread)."""
 
-    def __init__(self, path: Path, table: str) -> None:
-        self.table = table
+    def __init__(self, path: Path, entry: ArchiveEntry, keys: KeyRing | None = None) -> None:
+        self.table = table = entry.table
         try:
             self.raw: BinaryIO = open(path, "rb")
         except FileNotFoundError as exc:
@@ -274,6 +288,19 @@ class _GzipReader:
                                table=table) from exc
         self.inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self.file_sha, self.file_bytes = hashlib.sha256(), 0
+        self.frames: FrameReader | None = None
+        if entry.encryption_key_id is not None:
+            try:
+                self.frames = FrameReader(self._stored, keys, f"{path.parent.name}/{path.name}", table, path.name)
+            except BaseException:
+                self.raw.close()
+                raise
+
+    def _stored(self, size: int) -> bytes:
+        data = self.raw.read(size)
+        self.file_sha.update(data)
+        self.file_bytes += len(data)
+        return data
 
     def read(self) -> bytes:
         """Next block of uncompressed COPY text, b'' at the end; ArchiveError when truncated or corrupt."""
@@ -284,12 +311,10 @@ class _GzipReader:
                     if self.inflate.eof:
                         self._check_end()
                         return b""
-                    pending = self.raw.read(BLOCK)
+                    pending = self.frames.read() if self.frames else self._stored(BLOCK)
                     if not pending:
                         raise ArchiveError(f"file {self.raw.name} of table {self.table} is truncated",
                                            table=self.table)
-                    self.file_sha.update(pending)
-                    self.file_bytes += len(pending)
                 # max_length bounds memory for highly compressed data (a 1 GB run of one byte).
                 out = self.inflate.decompress(pending, BLOCK)
                 if out:
@@ -299,9 +324,7 @@ class _GzipReader:
                                table=self.table) from exc
 
     def _check_end(self) -> None:
-        rest = self.raw.read()
-        self.file_sha.update(rest)
-        self.file_bytes += len(rest)
+        rest = self.frames.rest() if self.frames else self._stored(-1)
         if self.inflate.unused_data or rest:
             raise ArchiveError(f"file {self.raw.name} of table {self.table} has data after its gzip stream",
                                table=self.table)
@@ -316,8 +339,8 @@ def _check(entry: ArchiveEntry, what: str, expected: object, found: object) -> N
                            table=entry.table)
 
 
-def _scan(archive: Path, entry: ArchiveEntry) -> None:
-    reader = _GzipReader(_table_path(archive, entry), entry.table)
+def _scan(archive: Path, entry: ArchiveEntry, keys: KeyRing | None) -> None:
+    reader = _GzipReader(_table_path(archive, entry), entry, keys)
     sha, size, rows = hashlib.sha256(), 0, 0
     try:
         while block := reader.read():
@@ -333,17 +356,18 @@ def _scan(archive: Path, entry: ArchiveEntry) -> None:
     _check(entry, "rows", entry.rows, rows)
 
 
-async def verify_archive(path: Path | str) -> Manifest:
-    """Re-read every table file and check sizes, digests and row counts against the manifest."""
+async def verify_archive(path: Path | str, keys: KeyRing | None = None) -> Manifest:
+    """Re-read every table file and check sizes, digests and row counts against the manifest (encrypted
+    files: every frame authenticated under `keys`)."""
     manifest = read_manifest(path)
     archive = Path(path) if Path(path).is_dir() else Path(path).parent
     for entry in manifest.tables:
-        await asyncio.to_thread(_scan, archive, entry)
+        await asyncio.to_thread(_scan, archive, entry, keys)
     return manifest
 
 
 async def load_table(conn: AsyncConnection, archive_path: Path | str, entry: ArchiveEntry, *,
-                     target_schema: str | None = None) -> int:
+                     target_schema: str | None = None, keys: KeyRing | None = None) -> int:
     """Stream one table file into COPY ... FROM STDIN in one transaction; returns the rows loaded.
 
     The stream is checked against the manifest before the COPY ends, so a damaged file loads nothing.
@@ -351,7 +375,7 @@ async def load_table(conn: AsyncConnection, archive_path: Path | str, entry: Arc
     archive = Path(archive_path) if Path(archive_path).is_dir() else Path(archive_path).parent
     target = sql.Identifier(target_schema or entry.table_schema, entry.table)
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in entry.columns)
-    reader = _GzipReader(_table_path(archive, entry), entry.table)
+    reader = _GzipReader(_table_path(archive, entry), entry, keys)
     sha, size = hashlib.sha256(), 0
     try:
         async with conn.transaction(), conn.cursor() as cur:

@@ -11,6 +11,7 @@
     │   ├── ChecksumMismatch         source and target rows differ
     │   ├── SchemaMismatch           the dedicated schema differs from the shared one
     │   ├── ArchiveError             archive missing, unreadable, or not matching its manifest
+    │   ├── DecryptionFailed         encrypted data under an unknown key, or altered (AES-GCM tag)
     │   ├── SecretMissing            no secret stored under that reference
     │   ├── PrecheckFailed           the tenant is busy or unsafe to move now (.findings)
     │   ├── PostCheckFailed          the dedicated database fails the post-migration smoke tests
@@ -95,6 +96,10 @@ class ArchiveError(PermanentError):
 
 
 class SnapshotLost(PermanentError):
+    pass
+
+
+class DecryptionFailed(PermanentError):
     pass
 
 

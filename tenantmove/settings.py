@@ -9,6 +9,7 @@ import platformdirs
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from tenantmove.crypto import KeyRing
 from tenantmove.plan import PlanRules
 from tenantmove.precheck import PrecheckRules
 from tenantmove.tenant_state import AuditSpec, TenantColumns
@@ -197,3 +198,31 @@ class Settings(BaseSettings):
         description='JSON object: bearer token -> "superadmin", "approval_service", "orchestra_admin:TENANT", '
                     'or {"role": ..., "tenant": ..., "name": ...}. A secret: never shown in repr or logs')
     api_address: str = Field(default="127.0.0.1:8000", description="host:port where `starter.py serve` listens")
+
+    # ---- encryption and retention (issue 8, security); appended so merges stay easy -------------------
+    payload_encryption_key: SecretStr | None = Field(
+        default=None, description="base64 of 32 random bytes: Temporal payloads are AES-GCM encrypted; several "
+                                  "comma-separated during a rotation (the first encrypts, any decrypts); unset = off")
+    archive_encryption_key: SecretStr | None = Field(
+        default=None, description="base64 of 32 random bytes: archive files are AES-GCM encrypted at rest; several "
+                                  "comma-separated during a rotation (the first encrypts, any decrypts); unset = off")
+    archive_retention_days: float = Field(
+        default=30, gt=0, description="archives older than this, of migrations that completed, are removed daily")
+    codec_server_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://localhost:8233", "http://127.0.0.1:8233"],
+        description="browser origins (the Temporal UI) allowed to call the codec server")
+    codec_server_token: SecretStr | None = Field(
+        default=None, description="when set, the codec server requires 'Authorization: Bearer <token>'")
+
+    @field_validator("codec_server_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        return _split_names(value)
+
+    def payload_keys(self) -> KeyRing | None:
+        key = self.payload_encryption_key
+        return KeyRing.parse(key.get_secret_value(), "PAYLOAD_ENCRYPTION_KEY") if key is not None else None
+
+    def archive_keys(self) -> KeyRing | None:
+        key = self.archive_encryption_key
+        return KeyRing.parse(key.get_secret_value(), "ARCHIVE_ENCRYPTION_KEY") if key is not None else None
