@@ -83,9 +83,11 @@ def activities_for(deps: Deps) -> list[Callable[..., Any]]:
             RetentionActivities(deps).purge_archives]
 
 
-def make_worker(client: Client, deps: Deps, task_queue: str = TASK_QUEUE) -> Worker:
+def make_worker(client: Client, deps: Deps, task_queue: str = TASK_QUEUE, max_activities: int | None = None
+                ) -> Worker:
+    # max_activities bounds what one machine takes on: a fan-out import then spreads over the workers.
     return Worker(client, task_queue=task_queue, workflows=WORKFLOWS, activities=activities_for(deps),
-                  interceptors=[LogContext()])
+                  interceptors=[LogContext()], max_concurrent_activities=max_activities)
 
 
 async def connect(settings: Settings) -> Client:
@@ -103,7 +105,8 @@ async def main() -> None:
         client = await connect(settings)
         # At start, so a deployment never runs without its retention; idempotent, so every worker may do it.
         get_logger().info(await ensure_retention_schedule(client, settings))
-        worker = make_worker(client, deps, task_queue=settings.task_queue)
+        worker = make_worker(client, deps, task_queue=settings.task_queue,
+                             max_activities=settings.worker_max_activities)
         get_logger(task_queue=settings.task_queue, temporal=settings.temporal_address).info("worker started")
         await worker.run()
 

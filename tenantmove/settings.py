@@ -104,6 +104,8 @@ class Settings(BaseSettings):
                                       "offline: maintenance mode for the whole copy")
     parallel_tables: int = Field(default=4, ge=1, le=32,
                                  description="connections per server for import and verify (tables in parallel)")
+    worker_max_activities: int | None = Field(
+        default=None, ge=1, description="activities one worker runs at once; unset = the SDK's default (100)")
     import_fanout: bool = Field(default=False, description="import as one activity per table, so that every "
                                                            "worker on the task queue shares the copy")
     freeze_backlog: int = Field(default=2000, ge=0,

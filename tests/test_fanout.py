@@ -36,6 +36,22 @@ async def _copy_workers(handle) -> dict[str, str]:
     return {scheduled[i]: who for i, who in started.items()}
 
 
+async def _pollers(client, queue: str, count: int) -> None:
+    """Wait until `count` worker processes poll the queue for activities: both must be there from the start."""
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    for _ in range(300):
+        reply = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+            namespace=client.namespace, task_queue=TaskQueue(name=queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY))
+        if len({p.identity for p in reply.pollers}) >= count:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"expected {count} workers polling {queue}")
+
+
 async def test_fanout_copies_each_table_in_its_own_activity(temporal_env, world):
     client = temporal_env.client
     expected = await _expected_sums(world.shared, MOVED)
@@ -56,8 +72,10 @@ async def test_two_worker_processes_share_the_copy(dev_env, world, tmp_path):
     address = client.service_client.config.target_host
     expected = await _expected_sums(world.shared, MOVED)
     log = tmp_path / "workers.log"
-    workers = [_worker(world, address, log, 0), _worker(world, address, log, 0)]
+    # Two activity slots each: the snapshot holder takes one, so neither process can run every copy alone.
+    workers = [_worker(world, address, log, 0, WORKER_MAX_ACTIVITIES="2") for _ in range(2)]
     try:
+        await _pollers(client, world.queue, 2)
         handle = await start_migration(client, world.input(TENANT, advance_notice_days=0, fanout=True,
                                                            parallel_tables=4),
                                        task_queue=world.queue, workflow_id=f"migrate-{TENANT}-{world.queue}")
