@@ -31,7 +31,7 @@ from tenantmove.copy import CopyResult
 from tenantmove.errors import ArchiveError, IntegrityProblem
 from tenantmove.logs import get_logger
 from tenantmove.mover import restore_cycle_links, selections, suspend_cycle_links
-from tenantmove.parallel import copy_tenant_parallel, verify_tenant_parallel
+from tenantmove.parallel import copy_tenant_parallel, export_parallel, verify_tenant_parallel
 from tenantmove.smoke import post_migration_checks
 
 HEARTBEAT_SECONDS = 2.0
@@ -47,8 +47,9 @@ class DataActivities:
     @activity.defn
     @boundary
     async def export_archive(self, input: ExportInput) -> ExportResult:
-        """Stream every copied table to the archive. A finished archive (manifest present) is reused as is:
-        the tenant is in maintenance, so its rows have not changed since."""
+        """Stream every copied table to the archive, over `parallel_tables` connections on one snapshot. A
+        finished archive (manifest present) is reused as is: the tenant's shared rows no longer change (in
+        maintenance, or switched to its dedicated database)."""
         path = self._archive_path(input.archive_id)
         if (path / "manifest.json").exists():
             manifest = read_manifest(path)
@@ -57,10 +58,8 @@ class DataActivities:
                                    keys=self.deps.settings.archive_keys())
             async with db.connection(self.deps.shared_dsn) as conn:
                 plan = await self.deps.plan(conn)
-                await db.settle(conn)
-                for selection in selections(plan, input.tenant_id):
-                    activity.heartbeat(selection.table)
-                    await writer.add_table(conn, selection)
+            await export_parallel(self.deps.shared_dsn, writer, selections(plan, input.tenant_id),
+                                  connections=input.parallel_tables, on_table=activity.heartbeat)
             manifest = writer.finish()
         tables = {entry.table: entry.rows for entry in manifest.tables}
         return ExportResult(archive_id=input.archive_id, tables=tables,

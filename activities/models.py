@@ -187,6 +187,7 @@ class MaintenanceResult(Frozen):
 class ExportInput(Frozen):
     tenant_id: str
     archive_id: str
+    parallel_tables: int = 1
 
 
 class ExportResult(Frozen):

@@ -160,6 +160,7 @@ class ArchiveWriter:
         self.archive_id, self.tenant, self.level, self.keys = archive_id, tenant, level, keys
         self.created_at = datetime.now(UTC)
         self._entries: list[ArchiveEntry] = []
+        self._started: set[tuple[str, str]] = set()
         self._server_version = ""
         self._finished = False
         Path(root).mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -171,14 +172,17 @@ class ArchiveWriter:
             if stale.name.endswith((".copy.gz", ".tmp")):
                 stale.unlink()
 
-    async def add_table(self, conn: AsyncConnection, selection: RowSelection) -> ArchiveEntry:
-        """Stream the selection's rows (COPY text) into the next file; checksum from the same snapshot."""
+    async def add_table(self, conn: AsyncConnection, selection: RowSelection, position: int | None = None
+                        ) -> ArchiveEntry:
+        """Stream the selection's rows (COPY text) into the next file (or the one at `position`, when several
+        connections add tables at once); checksum from the same snapshot."""
         if self._finished:
             raise ArchiveError(f"archive {self.archive_id} is finished; cannot add table {selection.table}")
-        if any((e.table_schema, e.table) == (selection.schema, selection.table) for e in self._entries):
+        if (selection.schema, selection.table) in self._started:
             raise ArchiveError(f"table {selection.table} is already in archive {self.archive_id}",
                                table=selection.table)
-        position = len(self._entries) + 1
+        self._started.add((selection.schema, selection.table))
+        position = position or len(self._started)
         name = f"{position:03d}_{_UNSAFE_CHARS.sub('_', selection.table)}.copy.gz"
         path = self.path / name
         self._server_version = self._server_version or conn.info.parameter_status("server_version") or ""
@@ -244,7 +248,7 @@ class ArchiveWriter:
         schemas = sorted({entry.table_schema for entry in self._entries})
         manifest = Manifest(archive_id=self.archive_id, tenant=self.tenant, created_at=self.created_at,
                             server_version=self._server_version, db_schema=",".join(schemas),
-                            tables=tuple(self._entries))
+                            tables=tuple(sorted(self._entries, key=lambda e: e.position)))
         tmp = self.path / f"{MANIFEST}.tmp"
         tmp.unlink(missing_ok=True)
         with _open_private(tmp) as out:

@@ -10,6 +10,7 @@ from typing import TypeVar
 import psycopg
 
 from tenantmove import db
+from tenantmove.archive import ArchiveWriter
 from tenantmove.checksum import TableChecksum, table_checksum
 from tenantmove.copy import CopyResult, copy_rows
 from tenantmove.mover import (
@@ -129,6 +130,28 @@ async def _spread(conns: list[psycopg.AsyncConnection], items: list[RowSelection
 
     await asyncio.gather(*(drain(conn) for conn in conns))
     return [r for r in results if r is not None]
+
+
+async def export_parallel(dsn: str, writer: ArchiveWriter, chosen: list[RowSelection], *,
+                          connections: int = DEFAULT_CONNECTIONS, on_table: Callable[[str], None] | None = None
+                          ) -> None:
+    """Add every selection to the archive over several connections sharing one snapshot; each file keeps
+    its place in load order, so a restore reads them parents first."""
+    positions = {s.table: index + 1 for index, s in enumerate(chosen)}
+    async with AsyncExitStack() as stack:
+        coordinator = await stack.enter_async_context(db.connection(dsn))
+        snapshot = await stack.enter_async_context(exported_snapshot(coordinator))
+        conns = [await stack.enter_async_context(db.connection(dsn))
+                 for _ in range(min(connections, len(chosen)) or 1)]
+
+        async def one(conn: psycopg.AsyncConnection, selection: RowSelection) -> str:
+            if on_table is not None:
+                on_table(selection.table)
+            async with use_snapshot(conn, snapshot):
+                await writer.add_table(conn, selection, positions[selection.table])
+            return selection.table
+
+        await _spread(conns, chosen, one)
 
 
 async def verify_tenant_parallel(src_dsn: str, dst_dsn: str, plan: Plan, tenant: str, *,

@@ -89,3 +89,22 @@ async def test_changes_written_during_the_copy_are_replayed(pg_shared, pg_target
         rows = expect.rows_of(table, OTHERS[1])
         assert (await _sums(shared, [rows]))[table] == (await _sums(stagesub_template, [rows]))[table]
     assert others_before  # computed before any write, kept for the record of what was compared
+
+
+async def test_parallel_export_writes_the_archive_in_load_order(pg_shared, stagesub_template, tmp_path):
+    from tenantmove.archive import ArchiveWriter, verify_archive
+    from tenantmove.mover import selections
+    from tenantmove.parallel import export_parallel
+
+    plan = await _plan(stagesub_template)
+    chosen = selections(plan, MOVED)
+    parallel, sequential = (ArchiveWriter(tmp_path, name, MOVED) for name in ("parallel", "sequential"))
+    await export_parallel(stagesub_template, parallel, chosen, connections=3)
+    async with db.connection(stagesub_template) as conn:
+        for selection in chosen:
+            await sequential.add_table(conn, selection)
+    one, other = parallel.finish(), sequential.finish()
+    assert [e.table for e in one.tables] == plan.load_order == [e.table for e in other.tables]
+    assert [(e.position, e.rows, e.checksum) for e in one.tables] == [(e.position, e.rows, e.checksum)
+                                                                      for e in other.tables]
+    await verify_archive(tmp_path / "parallel")

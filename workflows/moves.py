@@ -54,7 +54,7 @@ class MoveSteps(SagaWorkflow):
         """The guide's order: maintenance for the whole move, the archive taken before anything is copied."""
         tenant, options = input.tenant_id, input.options
         await self._maintenance_on(tenant)
-        archive_id = await self._export(tenant)
+        archive_id = await self._export(tenant, options.parallel_tables)
         await self._create_database(input)
         await self._import(input, expected)
         await self._verify(input)
@@ -90,7 +90,7 @@ class MoveSteps(SagaWorkflow):
         self._cut_over = True
         await self.step("capture_stop", OnlineActivities.stop_capture, capture)
         self.compensations.clear()
-        archive_id = await self._export(tenant)
+        archive_id = await self._export(tenant, options.parallel_tables)
         if options.cleanup_grace_hours > 0:
             await self._grace(tenant, options.cleanup_grace_hours)
         await self._cleanup(tenant, archive_id, options.cleanup_shared)
@@ -104,10 +104,11 @@ class MoveSteps(SagaWorkflow):
         await self.step("maintenance_on", TenantActivities.set_maintenance, MaintenanceInput(tenant_id=tenant, on=True))
         self._frozen_at = workflow.now()
 
-    async def _export(self, tenant: str) -> str:
+    async def _export(self, tenant: str, parallel_tables: int) -> str:
         # A file name: tenant ids may hold quotes, slashes or spaces; the run id alone makes it unique.
         archive_id = f"{re.sub(r'[^A-Za-z0-9._-]+', '_', tenant)[:60]}-{workflow.info().run_id}"
-        await self.step("export", DataActivities.export_archive, ExportInput(tenant_id=tenant, archive_id=archive_id))
+        await self.step("export", DataActivities.export_archive,
+                        ExportInput(tenant_id=tenant, archive_id=archive_id, parallel_tables=parallel_tables))
         self.status.archive_id = archive_id
         return archive_id
 
