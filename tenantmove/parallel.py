@@ -98,38 +98,35 @@ async def _open_pairs(stack: AsyncExitStack, src_dsn: str, dst_dsn: str, count: 
     return pool
 
 
-async def snapshot_checksums(dsn: str, chosen: list[RowSelection], connections: int = DEFAULT_CONNECTIONS
-                             ) -> dict[str, TableChecksum]:
-    """Checksums of every selection, computed over several connections that share one exported snapshot."""
+async def in_one_snapshot(dsn: str, chosen: list[RowSelection], connections: int,
+                          work: Callable[[psycopg.AsyncConnection, RowSelection], Awaitable[T]]) -> list[T]:
+    """work(conn, selection) for every selection, over up to `connections` connections that all adopt one
+    exported snapshot; each connection takes the next selection when it is free. Results in input order."""
     async with AsyncExitStack() as stack:
         coordinator = await stack.enter_async_context(db.connection(dsn))
         snapshot = await stack.enter_async_context(exported_snapshot(coordinator))
         conns = [await stack.enter_async_context(db.connection(dsn))
                  for _ in range(min(connections, len(chosen)) or 1)]
+        results: dict[int, T] = {}
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for index in range(len(chosen)):
+            queue.put_nowait(index)
 
-        async def one(conn: psycopg.AsyncConnection, selection: RowSelection) -> TableChecksum:
-            async with use_snapshot(conn, snapshot):
-                return await table_checksum(conn, selection)
+        async def drain(conn: psycopg.AsyncConnection) -> None:
+            while not queue.empty():
+                index = queue.get_nowait()
+                async with use_snapshot(conn, snapshot):
+                    results[index] = await work(conn, chosen[index])
 
-        sums = await _spread(conns, chosen, one)
+        await asyncio.gather(*(drain(conn) for conn in conns))
+    return [results[index] for index in range(len(chosen))]
+
+
+async def snapshot_checksums(dsn: str, chosen: list[RowSelection], connections: int = DEFAULT_CONNECTIONS
+                             ) -> dict[str, TableChecksum]:
+    """Checksums of every selection, computed over several connections that share one exported snapshot."""
+    sums = await in_one_snapshot(dsn, chosen, connections, table_checksum)
     return {s.table: c for s, c in zip(chosen, sums, strict=True)}
-
-
-async def _spread(conns: list[psycopg.AsyncConnection], items: list[RowSelection],
-                  work: Callable[[psycopg.AsyncConnection, RowSelection], Awaitable[T]]) -> list[T]:
-    """Run work(conn, item) for every item, each connection taking the next item when it is free."""
-    results: list[T | None] = [None] * len(items)
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for index in range(len(items)):
-        queue.put_nowait(index)
-
-    async def drain(conn: psycopg.AsyncConnection) -> None:
-        while not queue.empty():
-            index = queue.get_nowait()
-            results[index] = await work(conn, items[index])
-
-    await asyncio.gather(*(drain(conn) for conn in conns))
-    return [r for r in results if r is not None]
 
 
 async def export_parallel(dsn: str, writer: ArchiveWriter, chosen: list[RowSelection], *,
@@ -138,20 +135,13 @@ async def export_parallel(dsn: str, writer: ArchiveWriter, chosen: list[RowSelec
     """Add every selection to the archive over several connections sharing one snapshot; each file keeps
     its place in load order, so a restore reads them parents first."""
     positions = {s.table: index + 1 for index, s in enumerate(chosen)}
-    async with AsyncExitStack() as stack:
-        coordinator = await stack.enter_async_context(db.connection(dsn))
-        snapshot = await stack.enter_async_context(exported_snapshot(coordinator))
-        conns = [await stack.enter_async_context(db.connection(dsn))
-                 for _ in range(min(connections, len(chosen)) or 1)]
 
-        async def one(conn: psycopg.AsyncConnection, selection: RowSelection) -> str:
-            if on_table is not None:
-                on_table(selection.table)
-            async with use_snapshot(conn, snapshot):
-                await writer.add_table(conn, selection, positions[selection.table])
-            return selection.table
+    async def one(conn: psycopg.AsyncConnection, selection: RowSelection) -> None:
+        if on_table is not None:
+            on_table(selection.table)
+        await writer.add_table(conn, selection, positions[selection.table])
 
-        await _spread(conns, chosen, one)
+    await in_one_snapshot(dsn, chosen, connections, one)
 
 
 async def verify_tenant_parallel(src_dsn: str, dst_dsn: str, plan: Plan, tenant: str, *,
