@@ -10,6 +10,7 @@ of changes within a batch does not matter.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from psycopg import sql
 
 from tenantmove.copy import engine_error
 from tenantmove.db import settle
+from tenantmove.errors import TransientError
 from tenantmove.plan import Plan
 from tenantmove.plan_model import Role
 from tenantmove.selection import tenant_selection
@@ -162,15 +164,38 @@ async def backlog(conn: psycopg.AsyncConnection, capture: Capture) -> int:
     return int(row[0]) if row else 0
 
 
-async def writers_barrier(conn: psycopg.AsyncConnection, plan: Plan, *, lock_timeout_ms: int = 10000) -> None:
-    """Wait until every transaction that was writing to a copied table has ended: a SHARE lock on all of them
-    is granted only then (it is released at once). After maintenance mode is on, a write the application
-    began before the flag is committed, and captured, before the final replay reads the capture."""
-    tables = sql.SQL(", ").join(sql.Identifier(plan.schema, name) for name in plan.load_order)
-    await settle(conn)
-    try:
-        async with conn.transaction():
-            await conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(lock_timeout_ms)))
-            await conn.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(tables))
-    except psycopg.Error as exc:
-        raise engine_error(exc, table="*", action="waiting for writers") from exc
+# Transactions that began before the barrier and hold a write lock on one of the tables.
+_WRITERS = """\
+SELECT count(DISTINCT l.pid) FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()
+  AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
+  AND l.relation = ANY(%(tables)s::regclass[])
+  AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+  AND a.xact_start < %(since)s"""
+
+
+async def writers_barrier(conn: psycopg.AsyncConnection, plan: Plan, *, timeout_seconds: float = 30) -> int:
+    """Wait until every transaction that was writing to a copied table when this began has ended, so that a
+    write the application began before maintenance mode went on is committed, and captured, before the final
+    replay reads the capture. It watches pg_locks instead of taking a lock: a lock would queue every other
+    tenant's writes behind the slowest transaction. (A transaction that read the tenant row FOR SHARE and had
+    not written yet was already waited for by the maintenance flag's own update.) Returns the writers waited
+    for; TransientError when some still run at the timeout."""
+    tables = [sql.Identifier(plan.schema, name).as_string(conn) for name in plan.load_order]
+    cur = await conn.execute("SELECT clock_timestamp()")
+    row = await cur.fetchone()
+    assert row is not None
+    params = {"tables": tables, "since": row[0]}
+    waited, deadline = 0, asyncio.get_running_loop().time() + timeout_seconds
+    while True:
+        cur = await conn.execute(_WRITERS, params)
+        count = await cur.fetchone()
+        running = int(count[0]) if count else 0
+        await settle(conn)
+        waited = max(waited, running)
+        if not running:
+            return waited
+        if asyncio.get_running_loop().time() > deadline:
+            raise TransientError(f"{running} transaction(s) writing to the tenant's tables since before the "
+                                 f"freeze still run after {timeout_seconds:g} s")
+        await asyncio.sleep(0.05)

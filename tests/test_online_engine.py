@@ -108,3 +108,21 @@ async def test_parallel_export_writes_the_archive_in_load_order(pg_shared, stage
     assert [(e.position, e.rows, e.checksum) for e in one.tables] == [(e.position, e.rows, e.checksum)
                                                                       for e in other.tables]
     await verify_archive(tmp_path / "parallel")
+
+
+async def test_the_barrier_waits_for_writes_in_flight_and_blocks_nobody(pg_shared, stagesub_template):
+    from tenantmove.capture import writers_barrier
+
+    shared = copy_database(pg_shared, stagesub_template, "barrier")
+    plan = await _plan(shared)
+    async with db.connection(shared) as early, db.connection(shared) as watcher, db.connection(shared) as late:
+        await early.execute('UPDATE "Musician" SET notes = %s WHERE "tenantId" = %s', ("in flight", MOVED))
+        barrier = asyncio.create_task(writers_barrier(watcher, plan, timeout_seconds=20))
+        await asyncio.sleep(0.3)
+        # A write begun after the barrier neither waits for it nor is waited for.
+        await late.execute('UPDATE "Musician" SET notes = %s WHERE "tenantId" = %s', ("later", OTHERS[0]))
+        await asyncio.sleep(0.3)
+        assert not barrier.done(), "the barrier returned while a write from before it was uncommitted"
+        await early.commit()
+        assert await asyncio.wait_for(barrier, 5) == 1
+        await late.rollback()
