@@ -25,6 +25,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -81,13 +82,15 @@ class Soak:
                                 stdout=(self.work / "workers.log").open("ab"), stderr=subprocess.STDOUT)
 
     async def run(self, n: int, rng: random.Random, timeout: float) -> Outcome:
-        mode, fault = rng.choice(["online", "offline"]), rng.choice(FAULTS)
+        mode: Literal["online", "offline"] = rng.choice(["online", "offline"])
+        fault = rng.choice(FAULTS)
         started = time.monotonic()
         tag = uuid.uuid4().hex[:8]
         shared_db = create_database(self.shared.dsn(), f"soak_{tag}", self.template)
         before = create_database(self.shared.dsn(), f"before_{tag}", self.template)  # the same rows, kept
         queue, extra, note = f"soak-{tag}", {}, ""
-        target, fake = "postgres", None
+        target: Literal["postgres", "neon"] = "postgres"
+        fake: FakeNeon | None = None
         if fault == "activity":
             note = rng.choice(ACTIVITIES[mode])
             extra["SOAK_FAIL_ACTIVITY"] = note
