@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import gzip
 import hashlib
 import os
@@ -107,6 +109,19 @@ class _HashingFile:
         self.raw.flush()
 
 
+_DISK_PROBLEMS = {errno.ENOSPC: "no space left", errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file too large",
+                  errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+                  errno.EROFS: "read-only file system"}
+
+
+def disk_error(exc: OSError, where: Path, action: str) -> ArchiveError:
+    """An archive directory that is full or not writable, as a permanent ArchiveError naming the directory:
+    retrying does not free a disk, and an operator needs to know which one."""
+    reason = _DISK_PROBLEMS.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+    return ArchiveError(f"cannot {action} in archive directory {where}: {reason} (errno {exc.errno}); free space "
+                        f"or fix its permissions (ARCHIVE_DIR), then run the migration again")
+
+
 def valid_archive_id(name: str) -> bool:
     return bool(_SAFE_ID.match(name))
 
@@ -163,14 +178,17 @@ class ArchiveWriter:
         self._started: set[tuple[str, str]] = set()
         self._server_version = ""
         self._finished = False
-        Path(root).mkdir(parents=True, exist_ok=True, mode=0o700)
-        if (self.path / MANIFEST).exists():
-            raise ArchiveError(f"expected no archive at {self.path}, found a finished one")
-        self.path.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(self.path, 0o700)
-        for stale in self.path.iterdir():
-            if stale.name.endswith((".copy.gz", ".tmp")):
-                stale.unlink()
+        try:
+            Path(root).mkdir(parents=True, exist_ok=True, mode=0o700)
+            if (self.path / MANIFEST).exists():
+                raise ArchiveError(f"expected no archive at {self.path}, found a finished one")
+            self.path.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(self.path, 0o700)
+            for stale in self.path.iterdir():
+                if stale.name.endswith((".copy.gz", ".tmp")):
+                    stale.unlink()
+        except OSError as exc:
+            raise disk_error(exc, Path(root), "create the archive") from exc
 
     async def add_table(self, conn: AsyncConnection, selection: RowSelection, position: int | None = None
                         ) -> ArchiveEntry:
@@ -195,6 +213,9 @@ class ArchiveWriter:
         except psycopg.Error as exc:
             path.unlink(missing_ok=True)
             raise engine_error(exc, table=selection.table, action="export") from exc
+        except OSError as exc:  # the archive's disk, not the database: full, read-only, no permission
+            self._discard()
+            raise disk_error(exc, self.path.parent, f"write table {selection.table}") from exc
         except BaseException:
             path.unlink(missing_ok=True)
             raise
@@ -241,6 +262,15 @@ class ArchiveWriter:
             raise
         return sink, rows
 
+    def _discard(self) -> None:
+        """Remove this unfinished archive's files: on a full disk they only keep it full, and without a
+        manifest nothing would ever read them."""
+        with contextlib.suppress(OSError):
+            for stale in self.path.iterdir():
+                if stale.name.endswith((".copy.gz", ".tmp")):
+                    stale.unlink()
+            self.path.rmdir()
+
     def finish(self) -> Manifest:
         """Write manifest.json via a temp file and rename: an archive without it is incomplete."""
         if self._finished:
@@ -250,13 +280,17 @@ class ArchiveWriter:
                             server_version=self._server_version, db_schema=",".join(schemas),
                             tables=tuple(sorted(self._entries, key=lambda e: e.position)))
         tmp = self.path / f"{MANIFEST}.tmp"
-        tmp.unlink(missing_ok=True)
-        with _open_private(tmp) as out:
-            out.write(manifest.model_dump_json(indent=2).encode())
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.path / MANIFEST)
-        _fsync_dir(self.path)
+        try:
+            tmp.unlink(missing_ok=True)
+            with _open_private(tmp) as out:
+                out.write(manifest.model_dump_json(indent=2).encode())
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path / MANIFEST)
+            _fsync_dir(self.path)
+        except OSError as exc:
+            self._discard()
+            raise disk_error(exc, self.path.parent, "write the manifest") from exc
         self._finished = True
         return manifest
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import typing
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,15 +13,15 @@ from pathlib import Path
 import httpx
 import psycopg
 from psycopg import sql
-from temporalio import activity
 from temporalio.client import WorkflowHandle
-from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 import worker as worker_module
 from activities.common import Deps
 from activities.context import LogContext
 from activities.models import Approval, MigrateTenantInput, MigrationOptions, MigrationStatus
+from bench.faults import as_activity as _as
+from bench.faults import failing  # noqa: F401 - the tests import it from here
 from stagesub.schema import deploy_reference_schema
 from stagesub.seed import DEFAULT_ORCHESTRAS, seed
 from tenantmove import db
@@ -95,29 +94,6 @@ async def make_world(pg_shared: LocalPostgres, pg_target: LocalPostgres, templat
 def real_activity(deps: Deps, name: str) -> Callable:
     """The worker's own activity of that name, to wrap."""
     return next(a for a in worker_module.activities_for(deps) if getattr(a, "__temporal_activity_definition").name == name)
-
-
-def _as(real: Callable, body: Callable) -> Callable:
-    """`body` registered as the activity `real` is: same name, same input and result types for the converter."""
-    hints = typing.get_type_hints(real)
-    body.__annotations__ = {"input": hints["input"], "return": hints["return"]}
-    return activity.defn(name=getattr(real, "__temporal_activity_definition").name)(body)
-
-
-def failing(real: Callable, *, when: Callable[[object], bool] = lambda _: True, before: bool = False) -> Callable:
-    """The same activity, failing permanently right after (or before) doing its real work when `when(input)`:
-    a crash after the side effect is the case a compensation must undo."""
-    name = getattr(real, "__temporal_activity_definition").name
-
-    async def fault(input):  # noqa: ANN001, ANN202
-        if before and when(input):
-            raise ApplicationError(f"injected fault before {name}", type="InjectedFault", non_retryable=True)
-        result = await real(input)
-        if when(input):
-            raise ApplicationError(f"injected fault after {name}", type="InjectedFault", non_retryable=True)
-        return result
-
-    return _as(real, fault)
 
 
 def slowed(real: Callable, seconds: float) -> Callable:

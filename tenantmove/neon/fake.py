@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets as random_secrets
 import socket
 import threading
@@ -54,6 +55,28 @@ class FaultPlan:
             setattr(self, knob, left - 1)
             return True
         return False
+
+
+_ID_SEGMENT = re.compile(r"(?<=/projects/)[^/]+|(?<=/branches/)[^/]+|(?<=/roles/)[^/]+|(?<=/operations/)[^/]+")
+
+
+@dataclass
+class EachCallOnce(FaultPlan):
+    """One fault kind (a FaultPlan knob) at every distinct call, once: the first request of each call
+    ("GET /projects/{id}/operations", ...) gets it, the retry goes through; `hit` lists the calls faulted.
+    Operation knobs ("failed_operations", "error_operations") apply to the first project's operations."""
+
+    kind: str = "unavailable"
+    hit: list[str] = field(default_factory=list)
+
+    def take(self, knob: str, key: str) -> bool:
+        if knob != self.kind:
+            return False
+        call = _ID_SEGMENT.sub("{id}", key)
+        if call in self.hit:
+            return False
+        self.hit.append(call)
+        return True
 
 
 @dataclass
