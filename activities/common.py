@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.models import DatabaseRef
@@ -71,6 +73,7 @@ def boundary(fn: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
 
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> R:
+        beat = _keep_alive() if not getattr(fn, "heartbeats_itself", False) else None
         try:
             return await fn(*args, **kwargs)
         except EngineError as exc:
@@ -78,5 +81,33 @@ def boundary(fn: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
                 getattr(exc, "differences", None) or []
             raise ApplicationError(mask_dsn(exc.message), *[mask_dsn(str(d)) for d in details],
                                    type=exc.type_name, non_retryable=not exc.retryable) from None
+        finally:
+            if beat is not None:
+                beat.cancel()
 
     return wrapper
+
+
+def heartbeats_itself(fn: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+    """Marks an activity whose heartbeats carry details it resumes from: the keep-alive's empty heartbeats
+    would replace them. Put it under @boundary."""
+    fn.heartbeats_itself = True  # type: ignore[attr-defined]
+    return fn
+
+
+async def _beat_forever(interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        activity.heartbeat()
+
+
+def _keep_alive() -> asyncio.Task[None] | None:
+    """Heartbeats while the activity runs, when its step has a heartbeat timeout: that timeout is how Temporal
+    notices a killed worker, so a step retried elsewhere within seconds instead of after its start-to-close
+    timeout (hours for verify and cleanup). A hung query still ends at the start-to-close timeout."""
+    if not activity.in_activity():
+        return None
+    timeout = activity.info().heartbeat_timeout
+    if not timeout:
+        return None
+    return asyncio.create_task(_beat_forever(max(timeout.total_seconds() / 4, 0.1)))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from temporalio import activity
 
-from activities.common import Deps, boundary
+from activities.common import Deps, boundary, heartbeats_itself
 from activities.models import (
     CleanupInput,
     CleanupResult,
@@ -67,6 +67,7 @@ class DataActivities:
 
     @activity.defn
     @boundary
+    @heartbeats_itself
     async def import_tenant(self, input: ImportInput) -> ImportResult:
         """Copy the tables over `parallel_tables` connection pairs, each table once its parents are in,
         heartbeating the tables done; a retry after a worker crash copies only the tables the heartbeat had

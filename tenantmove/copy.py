@@ -265,8 +265,14 @@ async def copy_rows(src: AsyncConnection, dst: AsyncConnection, selection: RowSe
                 if source_sum.matches(target_sum):
                     return CopyResult(selection.table, source_sum.rows, 0, fmt, time.monotonic() - started,
                                       skipped=True, method="skip")
-                if target_sum.rows:
-                    method = "merge" if selection.key else "replace"
+                # Merge whenever the table holds rows, even if the scope sees none of them: the scope of a table
+                # copied for its referrers (a kept User) is read through tables a resumed import has not
+                # loaded yet, so it can miss rows an earlier attempt committed, and a plain load would then
+                # hit their keys.
+                if selection.key:
+                    method = "merge"
+                elif target_sum.rows:
+                    method = "replace"
             if method == "merge":
                 rows, nbytes = await _merge(src, dst, selection, target_scope, target, fmt, on_progress,
                                             chunk_bytes, max_rows_per_second)

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
         PROGRESS_AT_END,
         PROGRESS_ONLINE,
         QUICK,
+    QUICK_HEARTBEAT,
         TENANT_ID,
         TIMEOUTS,
         UNDO,
@@ -116,7 +117,9 @@ class SagaWorkflow:
     async def step(self, name: str, method: Callable[..., Any], arg: Any) -> Any:
         self.begin(name)
         timing = TIMEOUTS[timing_key(name)]
-        heartbeat = (self.heartbeat_timeout or timing.heartbeat) if timing.heartbeat else None
+        # Every step heartbeats (activities.common keeps short ones alive): a worker killed mid-step is noticed
+        # after the heartbeat timeout, not after the step's start-to-close timeout.
+        heartbeat = self.heartbeat_timeout or timing.heartbeat or QUICK_HEARTBEAT
         result = await workflow.execute_activity_method(
             method, arg, start_to_close_timeout=timing.start_to_close, heartbeat_timeout=heartbeat,
             retry_policy=LONG if timing.heartbeat else QUICK, summary=f"{name} {self.status.tenant_id}",
@@ -147,6 +150,7 @@ class SagaWorkflow:
             try:
                 await workflow.execute_activity_method(
                     comp.method, arg, start_to_close_timeout=TIMEOUTS["restore"].start_to_close,
+                    heartbeat_timeout=self.heartbeat_timeout or QUICK_HEARTBEAT,
                     retry_policy=UNDO, summary=f"undo: {comp.name}")
                 self.log(f"undone: {comp.name}")
             except ActivityError as err:

@@ -27,6 +27,8 @@ PROGRESS_ONLINE: dict[str, int] = {
 }
 STEPS = list(PROGRESS_AT_END)
 
+# Heartbeat timeout of the steps whose timing names none (their activities are kept alive by a timer).
+QUICK_HEARTBEAT = timedelta(minutes=1)
 # Quick calls to the shared database: a few retries with backoff ride out a restart or a failover.
 QUICK = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                     maximum_interval=timedelta(seconds=30), maximum_attempts=6)

@@ -1,0 +1,50 @@
+"""Postgres backends terminated mid-COPY (pg_terminate_backend) on the shared and on the target server: the
+import is retried (DatabaseUnavailable is transient) and the tenant arrives with every row exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+
+from workflows.client import start_migration
+
+from .faults_support import Workers, assert_completed_exactly, before, dedicated_admin_dsn
+from .test_workflow import TENANT
+from .world import approve
+
+COPYING = ("SELECT pid FROM pg_stat_activity WHERE application_name = 'stagesub-migrate' AND datname = %s "
+           "AND query LIKE 'COPY%%' AND state = 'active' LIMIT 1")
+
+
+async def _terminate_a_copy(dsn: str, timeout: float = 60) -> None:
+    """Terminate a migration backend running a COPY in that database, once one shows up."""
+    dbname = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        while True:
+            row = await (await conn.execute(COPYING, [dbname])).fetchone()
+            if row and (await (await conn.execute("SELECT pg_terminate_backend(%s)", [row[0]])).fetchone())[0]:
+                return
+            assert asyncio.get_running_loop().time() < deadline, f"no COPY ever ran in {dbname}"
+            await asyncio.sleep(0.02)
+
+
+async def test_import_survives_terminated_copy_backends_on_both_sides(dev_env, world, tmp_path):
+    client = dev_env.client
+    was = await before(world)
+    workers = Workers(world, client.service_client.config.target_host, tmp_path / "workers.log", rows_per_second=2000)
+    workers.start()
+    try:
+        handle = await start_migration(client, world.input(TENANT, advance_notice_days=0, heartbeat_timeout_seconds=3),
+                                       task_queue=world.queue, workflow_id=f"migrate-{TENANT}-{world.queue}")
+        await approve(handle)
+        await _terminate_a_copy(world.shared)  # the source side: COPY (SELECT ...) TO STDOUT
+        await _terminate_a_copy(dedicated_admin_dsn(world))  # the target side: COPY ... FROM STDIN
+        report = await asyncio.wait_for(handle.result(), 120)
+        attempts = [e.activity_task_started_event_attributes.attempt async for e in handle.fetch_history_events()
+                    if e.HasField("activity_task_started_event_attributes")]
+    finally:
+        workers.close()
+    await assert_completed_exactly(world, report, was)
+    assert max(attempts) >= 3, attempts  # each terminated COPY failed one attempt of the import, retried
