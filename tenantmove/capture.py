@@ -100,6 +100,14 @@ def _tenant_filter(plan: Plan, table: str) -> str:
     return tp.tenant_columns[0] if simple else ""
 
 
+async def ensure_schema(conn: psycopg.AsyncConnection) -> None:
+    """Create the capture schema once: two migrations starting at the same moment would both find it missing,
+    and the second CREATE ... IF NOT EXISTS fails on the catalog's unique index; a transaction-scoped advisory
+    lock makes them take turns (the caller is inside a transaction)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (SCHEMA,))
+    await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
+
+
 async def start_capture(conn: psycopg.AsyncConnection, plan: Plan, tenant: str, capture: Capture, *,
                         lock_timeout_ms: int = 5000) -> list[str]:
     """Install the change table, function and triggers (idempotent). All triggers commit together, and
@@ -110,7 +118,7 @@ async def start_capture(conn: psycopg.AsyncConnection, plan: Plan, tenant: str, 
     try:
         async with conn.transaction():
             await conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(lock_timeout_ms)))
-            await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
+            await ensure_schema(conn)
             await conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (id bigserial PRIMARY KEY, relid oid NOT NULL,"
                                        " key jsonb NOT NULL)").format(capture.changes))
             await conn.execute(sql.SQL(_FUNCTION).format(function=capture.function, body=sql.Literal(body)))

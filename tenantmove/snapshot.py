@@ -53,14 +53,15 @@ def _registry() -> sql.Identifier:
 
 async def publish_snapshot(conn: psycopg.AsyncConnection, name: str, snapshot_id: str) -> None:
     """Record (autocommit) which snapshot the import `name` shares; replaces an earlier holder's."""
-    from tenantmove.capture import SCHEMA
+    from tenantmove.capture import ensure_schema
 
-    await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
-    await conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, snapshot text NOT NULL, "
-                               "published timestamptz NOT NULL DEFAULT now())").format(_registry()))
-    await conn.execute(sql.SQL("INSERT INTO {} (name, snapshot) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE "
-                               "SET snapshot = excluded.snapshot, published = now()").format(_registry()),
-                       (name, snapshot_id))
+    async with conn.transaction():
+        await ensure_schema(conn)
+        await conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, snapshot text NOT NULL, "
+                                   "published timestamptz NOT NULL DEFAULT now())").format(_registry()))
+        await conn.execute(sql.SQL("INSERT INTO {} (name, snapshot) VALUES (%s, %s) ON CONFLICT (name) DO "
+                                   "UPDATE SET snapshot = excluded.snapshot, published = now()").format(_registry()),
+                           (name, snapshot_id))
 
 
 async def published_snapshot(conn: psycopg.AsyncConnection, name: str) -> str | None:
