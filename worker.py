@@ -78,7 +78,8 @@ def activities_for(deps: Deps) -> list[Callable[..., Any]]:
             tenant.switch_to_shared, tenant.notify, data.export_archive, data.import_tenant, data.verify_import,
             data.post_migration_checks, data.cleanup_shared, data.restore_from_archive,
             database.create_database, database.drop_database, database.deploy_schema,
-            online.start_capture, online.stop_capture, online.replay_changes,
+            online.start_capture, online.stop_capture, online.replay_changes, online.verify_at_snapshot,
+            online.verify_changes,
             fanout.plan_import, fanout.hold_snapshot, fanout.copy_table, fanout.finish_import,
             RetentionActivities(deps).purge_archives]
 

@@ -253,6 +253,8 @@ class VerifyInput(Frozen):
     tenant_id: str
     database: DatabaseRef
     parallel_tables: int = 1
+    # Online: compare at a snapshot of shared while the tenant writes, replaying what that snapshot shows.
+    capture_id: str | None = Field(default=None, pattern=r"^[a-z0-9]{1,32}$")
 
 
 class VerifyResult(Frozen):
@@ -368,6 +370,12 @@ class ReplayInput(Frozen):
     final: bool = False
     until_backlog: int = 0
     max_seconds: float = 600
+
+
+class VerifyChangesInput(Frozen):
+    tenant_id: str
+    capture_id: str = Field(pattern=r"^[a-z0-9]{1,32}$")
+    database: DatabaseRef
 
 
 class ReplayResult(Frozen):

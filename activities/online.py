@@ -13,10 +13,14 @@ from activities.models import (
     ReplayInput,
     ReplayResult,
     StopCaptureResult,
+    VerifyChangesInput,
+    VerifyInput,
+    VerifyResult,
 )
 from tenantmove import db
 from tenantmove.capture import Capture, backlog, start_capture, stop_capture, writers_barrier
 from tenantmove.logs import get_logger
+from tenantmove.online_verify import verify_at_snapshot, verify_changes
 from tenantmove.replay import apply_changes
 
 
@@ -56,7 +60,8 @@ class OnlineActivities:
                 await writers_barrier(src, plan)
             limit = 20_000
             while True:
-                round_ = await apply_changes(src, dst, plan, input.tenant_id, capture, limit=limit)
+                round_ = await apply_changes(src, dst, plan, input.tenant_id, capture, limit=limit,
+                                             record=input.final)
                 totals.add(round_.changes, round_.upserted, round_.deleted)
                 waiting = await backlog(src, capture)
                 activity.heartbeat(f"replayed {totals.changes:,} change(s), {waiting:,} waiting")
@@ -70,6 +75,28 @@ class OnlineActivities:
         log.info("changes replayed", changes=totals.changes, rounds=totals.rounds, backlog=waiting)
         return ReplayResult(changes=totals.changes, rounds=totals.rounds, backlog=waiting,
                             upserted=totals.upserted, deleted=totals.deleted, seconds=time.monotonic() - started)
+
+
+    @activity.defn
+    @boundary
+    async def verify_at_snapshot(self, input: VerifyInput) -> VerifyResult:
+        """Every table compared while the tenant still writes (see tenantmove/online_verify.py)."""
+        assert input.capture_id is not None, "the online verify needs the capture"
+        async with db.connection(self.deps.shared_dsn) as conn:
+            plan = await self.deps.plan(conn)
+        sums = await verify_at_snapshot(self.deps.shared_dsn, self.deps.dedicated_dsn(input.database), plan,
+                                        input.tenant_id, Capture(input.capture_id), connections=input.parallel_tables)
+        return VerifyResult(tables={name: s.rows for name, s in sums.items()})
+
+    @activity.defn
+    @boundary
+    async def verify_changes(self, input: VerifyChangesInput) -> VerifyResult:
+        """Under the freeze: the keys replayed since verify_at_snapshot, compared on both sides."""
+        async with db.connection(self.deps.shared_dsn) as src, \
+                db.connection(self.deps.dedicated_dsn(input.database)) as dst:
+            plan = await self.deps.plan(src)
+            counts = await verify_changes(src, dst, plan, input.tenant_id, Capture(input.capture_id))
+        return VerifyResult(tables=counts)
 
 
 class ReplayTotals:

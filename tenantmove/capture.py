@@ -76,6 +76,11 @@ class Capture:
         return sql.Identifier(SCHEMA, f"changes_{self.capture_id}")
 
     @property
+    def applied(self) -> sql.Identifier:
+        """Keys replayed since the last full verify: what the verify under the freeze compares."""
+        return sql.Identifier(SCHEMA, f"applied_{self.capture_id}")
+
+    @property
     def function(self) -> sql.Identifier:
         return sql.Identifier(SCHEMA, f"record_{self.capture_id}")
 
@@ -121,6 +126,8 @@ async def start_capture(conn: psycopg.AsyncConnection, plan: Plan, tenant: str, 
             await ensure_schema(conn)
             await conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (id bigserial PRIMARY KEY, relid oid NOT NULL,"
                                        " key jsonb NOT NULL)").format(capture.changes))
+            await conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (relid oid NOT NULL, key jsonb NOT NULL)")
+                               .format(capture.applied))
             await conn.execute(sql.SQL(_FUNCTION).format(function=capture.function, body=sql.Literal(body)))
             for name in plan.load_order:
                 key = tenant_selection(plan, name, tenant).key
@@ -151,6 +158,7 @@ async def stop_capture(conn: psycopg.AsyncConnection, capture: Capture) -> int:
                     sql.Identifier(capture.trigger_name), sql.Identifier(schema, table)))
             await conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(capture.function))
             await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(capture.changes))
+            await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(capture.applied))
     except psycopg.Error as exc:
         raise engine_error(exc, table="*", action="stopping change capture") from exc
     return len(tables)

@@ -99,12 +99,17 @@ async def _open_pairs(stack: AsyncExitStack, src_dsn: str, dst_dsn: str, count: 
 
 
 async def in_one_snapshot(dsn: str, chosen: list[RowSelection], connections: int,
-                          work: Callable[[psycopg.AsyncConnection, RowSelection], Awaitable[T]]) -> list[T]:
+                          work: Callable[[psycopg.AsyncConnection, RowSelection], Awaitable[T]],
+                          snapshot_id: str | None = None) -> list[T]:
     """work(conn, selection) for every selection, over up to `connections` connections that all adopt one
-    exported snapshot; each connection takes the next selection when it is free. Results in input order."""
+    exported snapshot (the caller's, or one exported here); each connection takes the next selection when
+    it is free. Results in input order."""
     async with AsyncExitStack() as stack:
-        coordinator = await stack.enter_async_context(db.connection(dsn))
-        snapshot = await stack.enter_async_context(exported_snapshot(coordinator))
+        if snapshot_id is None:
+            coordinator = await stack.enter_async_context(db.connection(dsn))
+            snapshot = await stack.enter_async_context(exported_snapshot(coordinator))
+        else:
+            snapshot = snapshot_id
         conns = [await stack.enter_async_context(db.connection(dsn))
                  for _ in range(min(connections, len(chosen)) or 1)]
         results: dict[int, T] = {}
@@ -122,10 +127,10 @@ async def in_one_snapshot(dsn: str, chosen: list[RowSelection], connections: int
     return [results[index] for index in range(len(chosen))]
 
 
-async def snapshot_checksums(dsn: str, chosen: list[RowSelection], connections: int = DEFAULT_CONNECTIONS
-                             ) -> dict[str, TableChecksum]:
+async def snapshot_checksums(dsn: str, chosen: list[RowSelection], connections: int = DEFAULT_CONNECTIONS,
+                             snapshot_id: str | None = None) -> dict[str, TableChecksum]:
     """Checksums of every selection, computed over several connections that share one exported snapshot."""
-    sums = await in_one_snapshot(dsn, chosen, connections, table_checksum)
+    sums = await in_one_snapshot(dsn, chosen, connections, table_checksum, snapshot_id)
     return {s.table: c for s, c in zip(chosen, sums, strict=True)}
 
 

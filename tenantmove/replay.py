@@ -23,8 +23,10 @@ def _keys(alias: str, key: tuple[str, ...]) -> sql.Composed:
 class _Table:
     """One table's part of a round: the tenant's current rows for the changed keys, staged on the target."""
 
-    def __init__(self, plan: Plan, tenant: str, name: str, relid: int, index: int) -> None:
+    def __init__(self, plan: Plan, tenant: str, name: str, relid: int, index: int,
+                 source: sql.Composable = _BATCH) -> None:
         self.selection = tenant_selection(plan, name, tenant)
+        self.source = source  # the (relid, key) relation in shared naming the changed keys
         self.relid = relid
         self.target = self.selection.qualified
         self.stage = sql.Identifier(f"tenantmove_replay_rows_{index}")
@@ -39,20 +41,30 @@ class _Table:
         s = self.selection
         query = sql.SQL("SELECT {} FROM ({}) AS s ({}) WHERE ({}) IN ({} WHERE b.relid = %(tenantmove_relid)s)"
                         ).format(_keys("s", s.columns), s.query, s.column_list, _keys("s", s.key),
-                                 self._key_rows(_BATCH))
+                                 self._key_rows(self.source))
         return RowSelection(s.schema, s.table, s.columns, query, {**s.params, "tenantmove_relid": self.relid}, s.key)
 
     def key_list(self) -> RowSelection:
-        query = sql.SQL("SELECT key FROM {} WHERE relid = %(tenantmove_relid)s").format(_BATCH)
+        query = sql.SQL("SELECT DISTINCT key FROM {} WHERE relid = %(tenantmove_relid)s").format(self.source)
         return RowSelection("pg_temp", "tenantmove_batch", ("key",), query, {"tenantmove_relid": self.relid})
+
+    async def stage_keys(self, src: psycopg.AsyncConnection, dst: psycopg.AsyncConnection) -> None:
+        await dst.execute(sql.SQL("CREATE TEMP TABLE {} (key jsonb) ON COMMIT DROP").format(self.changed_keys))
+        await pipe(src, dst, self.key_list(), self.changed_keys, "text")
+
+    def target_rows(self) -> RowSelection:
+        """The target's rows whose key changed (after stage_keys, on the target)."""
+        s = self.selection
+        query = sql.SQL("SELECT {} FROM {} AS t WHERE ({}) IN ({})").format(
+            _keys("t", s.columns), self.target, _keys("t", s.key), self._key_rows(self.changed_keys))
+        return RowSelection(s.schema, s.table, s.columns, query, {}, s.key)
 
     async def stage_rows(self, src: psycopg.AsyncConnection, dst: psycopg.AsyncConnection) -> int:
         await dst.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA")
                           .format(self.stage, self.selection.column_list, self.target))
-        await dst.execute(sql.SQL("CREATE TEMP TABLE {} (key jsonb) ON COMMIT DROP").format(self.changed_keys))
         fmt = await choose_format(src, dst, self.selection, self.selection.schema, self.selection.table)
         rows, _ = await pipe(src, dst, self.current_rows(), self.stage, fmt)
-        await pipe(src, dst, self.key_list(), self.changed_keys, "text")
+        await self.stage_keys(src, dst)
         return rows
 
     async def delete_gone(self, dst: psycopg.AsyncConnection) -> int:
@@ -73,11 +85,15 @@ async def _relids(conn: psycopg.AsyncConnection, plan: Plan) -> dict[int, str]:
 
 
 async def apply_changes(src: psycopg.AsyncConnection, dst: psycopg.AsyncConnection, plan: Plan, tenant: str,
-                        capture: Capture, *, limit: int = DEFAULT_BATCH) -> ApplyResult:
+                        capture: Capture, *, limit: int = DEFAULT_BATCH, record: bool = False,
+                        in_transaction: bool = False) -> ApplyResult:
     """Take up to `limit` recorded changes and bring the target's rows for those keys to their state in
     shared now. The changes are deleted from the capture in a transaction that commits only after the
-    target has committed: a crash in between replays them again, which is harmless."""
-    await settle(src)
+    target has committed: a crash in between replays them again, which is harmless. `record` keeps the keys
+    in the capture's applied table for verify_changes; `in_transaction` runs inside the caller's open
+    transaction on src (a snapshot the replay must read from) instead of one of its own."""
+    if not in_transaction:
+        await settle(src)
     await settle(dst)
     result = ApplyResult()
     try:
@@ -85,8 +101,10 @@ async def apply_changes(src: psycopg.AsyncConnection, dst: psycopg.AsyncConnecti
             await src.execute(sql.SQL("CREATE TEMP TABLE {} (relid oid, key jsonb) ON COMMIT DROP").format(_BATCH))
             cur = await src.execute(sql.SQL(
                 "WITH taken AS (DELETE FROM {changes} WHERE id IN (SELECT id FROM {changes} ORDER BY id LIMIT "
-                "%(limit)s) RETURNING relid, key) INSERT INTO {batch} SELECT relid, key FROM taken"
-            ).format(changes=capture.changes, batch=_BATCH), {"limit": limit})
+                "%(limit)s) RETURNING relid, key), logged AS (INSERT INTO {applied} SELECT relid, key FROM taken "
+                "WHERE %(record)s) INSERT INTO {batch} SELECT relid, key FROM taken"
+            ).format(changes=capture.changes, batch=_BATCH, applied=capture.applied),
+                {"limit": limit, "record": record})
             result.changes = cur.rowcount
             if result.changes:
                 relids = await _relids(src, plan)
@@ -96,6 +114,9 @@ async def apply_changes(src: psycopg.AsyncConnection, dst: psycopg.AsyncConnecti
                          for i, oid in enumerate(sorted(present, key=lambda o: plan.load_order.index(relids[o])))
                          if oid in relids]
                 await _replay_either_order(src, dst, plan, parts, result)
+            # Within a caller's transaction the ON COMMIT DROP would wait for its end; the next round needs
+            # the name again.
+            await src.execute(sql.SQL("DROP TABLE {}").format(_BATCH))
     except psycopg.Error as exc:
         raise engine_error(exc, table="*", action="replaying captured changes") from exc
     return result

@@ -44,6 +44,9 @@ async def test_online_migration_survives_a_kill_at_every_stage(dev_env, world, t
         lock = await HeldLock(world.shared, await change_table(world.shared)).take()
         workers.start()
         await kill_mid(workers, handle, "catch_up", lock)
+        lock = await HeldLock(target, '"Musician"').take()  # the verify at a snapshot reads it on the target
+        workers.start()
+        await kill_mid(workers, handle, "verify", lock)
         workers.start()
 
         await wait_step_completed(handle, "maintenance_on")  # boundary: the freeze has begun
@@ -51,9 +54,9 @@ async def test_online_migration_survives_a_kill_at_every_stage(dev_env, world, t
         lock = await HeldLock(world.shared, await change_table(world.shared)).take()
         workers.start()
         await kill_mid(workers, handle, "final_sync", lock)
-        lock = await HeldLock(target, '"Musician"').take()  # final_sync has no change to write there
+        lock = await HeldLock(target, '"Musician"').take()  # verify_changes counts the target's rows
         workers.start()
-        await kill_mid(workers, handle, "verify", lock)
+        await kill_mid(workers, handle, "verify_changes", lock)
         workers.start()
 
         await wait_step_completed(handle, "switch")  # boundary: the tenant row names the dedicated database
@@ -72,5 +75,5 @@ async def test_online_migration_survives_a_kill_at_every_stage(dev_env, world, t
         report = await asyncio.wait_for(handle.result(), 120)
     finally:
         workers.close()
-    assert workers.kills == 10
+    assert workers.kills == 11
     await assert_completed_exactly(world, report, was)

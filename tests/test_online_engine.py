@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+from psycopg.sql import SQL as psycopg_sql
+
 from stagesub.schema import deploy_reference_schema
 from stagesub.writer import TenantWriter, missing_writes
 from tenantmove import db
@@ -126,3 +128,51 @@ async def test_the_barrier_waits_for_writes_in_flight_and_blocks_nobody(pg_share
         await early.commit()
         assert await asyncio.wait_for(barrier, 5) == 1
         await late.rollback()
+
+
+async def test_verify_at_a_snapshot_then_only_the_replayed_keys(pg_shared, pg_target, stagesub_template):
+    import pytest
+
+    from tenantmove.errors import ChecksumMismatch
+    from tenantmove.online_verify import verify_at_snapshot, verify_changes
+
+    shared, target = copy_database(pg_shared, stagesub_template, "ver"), _target(pg_target)
+    plan = await _plan(shared)
+    capture = Capture.named("verify-run")
+    async with db.connection(shared) as conn:
+        await start_capture(conn, plan, MOVED, capture)
+    stop = asyncio.Event()
+    writer = TenantWriter(shared, MOVED, seed=9)
+    writing = asyncio.create_task(writer.run(stop))
+    await copy_tenant_parallel(shared, target, plan, MOVED, connections=2)
+    # While the writer writes: every table compared at one snapshot, after replaying what it shows.
+    sums = await verify_at_snapshot(shared, target, plan, MOVED, capture, connections=2)
+    assert sums["Musician"].rows > 0
+    await asyncio.sleep(0.3)
+    stop.set()
+    await writing
+    async with db.connection(shared) as src, db.connection(target) as dst:
+        await writers_barrier(src, plan)
+        while (await apply_changes(src, dst, plan, MOVED, capture, record=True)).changes:
+            pass
+        counts = await verify_changes(src, dst, plan, MOVED, capture)
+        assert counts["Musician"] == sums["Musician"].rows
+        # A replayed row altered on the target is caught by the freeze's verify ...
+        cur = await src.execute(psycopg_sql("SELECT a.key ->> 'id' FROM {} a WHERE a.relid = "
+                                            "'\"Musician\"'::regclass LIMIT 1").format(capture.applied))
+        row = await cur.fetchone()
+        await src.rollback()
+        assert row is not None, "the writer updated no Musician after the snapshot"
+        changed = row[0]
+        await dst.execute('UPDATE "Musician" SET notes = %s WHERE id = %s', ("tampered", changed))
+        await dst.commit()
+        with pytest.raises(ChecksumMismatch) as caught:
+            await verify_changes(src, dst, plan, MOVED, capture)
+        assert caught.value.tables == ["Musician"]
+    # ... and a row nobody changed since the copy, altered on the target, by the verify at a snapshot.
+    async with db.connection(target) as dst:
+        await dst.execute('UPDATE "Project" SET name = name || %s WHERE id = (SELECT min(id) FROM "Project")', ("!",))
+        await dst.commit()
+    with pytest.raises(ChecksumMismatch) as caught:
+        await verify_at_snapshot(shared, target, plan, MOVED, capture, connections=2)
+    assert "Project" in caught.value.tables

@@ -44,7 +44,8 @@ FAULTS = {
 ONLINE_FAULTS = {
     "create_database": None, "start_capture": None, "import_tenant": None,
     "catch up": ("replay_changes", lambda i: not i.final), "maintenance on": ("set_maintenance", lambda i: i.on),
-    "final sync": ("replay_changes", lambda i: i.final), "verify_import": None, "switch_to_dedicated": None,
+    "verify_at_snapshot": None, "final sync": ("replay_changes", lambda i: i.final), "verify_changes": None,
+    "switch_to_dedicated": None,
     "post_migration_checks": None, "maintenance off": ("set_maintenance", lambda i: not i.on),
 }
 AFTER_CUTOVER = {"stop_capture": None, "export_archive": None, "cleanup_shared": None}

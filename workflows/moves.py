@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         SwitchBackInput,
         SwitchInput,
         TableProgress,
+        VerifyChangesInput,
         VerifyInput,
     )
     from activities.online import OnlineActivities
@@ -77,11 +78,20 @@ class MoveSteps(SagaWorkflow):
         await self._import(input, expected)
         caught_up = await self.step("catch_up", OnlineActivities.replay_changes, ReplayInput(
             tenant_id=tenant, capture_id=capture.capture_id, database=self._db(), until_backlog=options.freeze_backlog))
+        # Every table is compared before the freeze, at a snapshot of shared; the freeze compares only the
+        # keys replayed since, so its length does not grow with the tenant.
+        verified = await self.step("verify", OnlineActivities.verify_at_snapshot, VerifyInput(
+            tenant_id=tenant, database=self._db(), parallel_tables=options.parallel_tables,
+            capture_id=capture.capture_id))
+        self._record_rows(verified.tables)
         await self._maintenance_on(tenant)
         final = await self.step("final_sync", OnlineActivities.replay_changes, ReplayInput(
             tenant_id=tenant, capture_id=capture.capture_id, database=self._db(), final=True))
         self.status.changes_replayed = caught_up.changes + final.changes
-        await self._verify(input)
+        counted = await self.step("verify_changes", OnlineActivities.verify_changes, VerifyChangesInput(
+            tenant_id=tenant, capture_id=capture.capture_id, database=self._db()))
+        self._record_rows(counted.tables)
+        self._verified = dict(counted.tables)
         await self._switch_and_check(tenant)
         await self._maintenance_off(tenant)
         # The tenant now writes to its dedicated database: undoing the switch would lose those writes, so

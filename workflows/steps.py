@@ -21,8 +21,8 @@ PROGRESS_AT_END: dict[str, int] = {
 # Online: the copy runs before the freeze; the archive and cleanup come after the cutover.
 PROGRESS_ONLINE: dict[str, int] = {
     "request": 2, "approval": 5, "schedule": 8, "precheck": 12, "create_database": 15, "deploy_schema": 18,
-    "capture_start": 20, "import": 72, "catch_up": 78, "maintenance_on": 79, "final_sync": 81, "verify": 86,
-    "switch": 88, "post_checks": 90, "maintenance_off": 91, "capture_stop": 92, "export": 95, "cleanup": 99,
+    "capture_start": 20, "import": 70, "catch_up": 74, "verify": 82, "maintenance_on": 83, "final_sync": 85,
+    "verify_changes": 87, "switch": 88, "post_checks": 90, "maintenance_off": 91, "capture_stop": 92, "export": 95, "cleanup": 99,
     "notify": 100,
 }
 STEPS = list(PROGRESS_AT_END)
@@ -71,4 +71,5 @@ TIMEOUTS: dict[str, Timing] = {
     "capture_stop": Timing(timedelta(minutes=10)),
     "catch_up": Timing(timedelta(hours=2), timedelta(minutes=2)),
     "final_sync": Timing(timedelta(minutes=30), timedelta(minutes=2)),
+    "verify_changes": Timing(timedelta(minutes=30)),
 }
