@@ -51,6 +51,7 @@ async def verify_changes(src: psycopg.AsyncConnection, dst: psycopg.AsyncConnect
     Returns the target's row count per table (what the post-migration checks expect)."""
     try:
         relids = await _relids(src, plan)
+        await src.execute(sql.SQL("ANALYZE {}").format(capture.applied))  # fresh rows: plan key look-ups
         cur = await src.execute(sql.SQL("SELECT DISTINCT relid FROM {}").format(capture.applied))
         changed = {relids[int(r[0])] for r in await cur.fetchall() if int(r[0]) in relids}
         by_name = {name: oid for oid, name in relids.items()}

@@ -51,6 +51,7 @@ class _Table:
     async def stage_keys(self, src: psycopg.AsyncConnection, dst: psycopg.AsyncConnection) -> None:
         await dst.execute(sql.SQL("CREATE TEMP TABLE {} (key jsonb) ON COMMIT DROP").format(self.changed_keys))
         await pipe(src, dst, self.key_list(), self.changed_keys, "text")
+        await dst.execute(sql.SQL("ANALYZE {}").format(self.changed_keys))  # see apply_changes
 
     def target_rows(self) -> RowSelection:
         """The target's rows whose key changed (after stage_keys, on the target)."""
@@ -107,6 +108,9 @@ async def apply_changes(src: psycopg.AsyncConnection, dst: psycopg.AsyncConnecti
                 {"limit": limit, "record": record})
             result.changes = cur.rowcount
             if result.changes:
+                # Temp tables are never analyzed by autovacuum: without statistics the planner takes the batch
+                # for a big one and scans whole tables instead of looking the changed keys up by index.
+                await src.execute(sql.SQL("ANALYZE {}").format(_BATCH))
                 relids = await _relids(src, plan)
                 cur = await src.execute(sql.SQL("SELECT DISTINCT relid FROM {}").format(_BATCH))
                 present = {int(row[0]) for row in await cur.fetchall()}
