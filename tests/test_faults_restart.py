@@ -43,6 +43,17 @@ async def _attempts(handle, step: str) -> int:  # noqa: ANN001
     return attempts
 
 
+async def _retried_failure(handle, activity_type: str) -> str:  # noqa: ANN001
+    """The error type the running activity's retry follows: its pending info keeps the last failure."""
+    for _ in range(600):
+        for pending in (await handle.describe()).raw_description.pending_activities:
+            if pending.activity_type.name == activity_type and pending.HasField("last_failure"):
+                failure = pending.last_failure
+                return f"{failure.application_failure_info.type}: {failure.message}"
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{activity_type} never failed")
+
+
 async def _start(world: World, client, mode: str):  # noqa: ANN001, ANN202
     return await start_migration(client, world.input(TENANT, advance_notice_days=0, mode=mode,
                                                      heartbeat_timeout_seconds=3),
@@ -66,6 +77,7 @@ async def test_target_server_restarted_during_the_import(dev_env, world, pg_targ
             raise AssertionError("the import never reported progress")
         assert "import" not in (await step_events(handle))[1]
         await _restart(pg_target)
+        failure = await _retried_failure(handle, "import_tenant")
         report = await asyncio.wait_for(handle.result(), 120)
         status = await handle.query("status")
     finally:
@@ -73,6 +85,7 @@ async def test_target_server_restarted_during_the_import(dev_env, world, pg_targ
         if not pg_target.is_running():
             pg_target.start()
     assert await _attempts(handle, "import") >= 2
+    assert failure.startswith("DatabaseUnavailable: "), failure  # transient, as the runbook says
     assert any("import resumed after a retry" in line for line in status["log"]), status["log"][-8:]
     await assert_completed_exactly(world, report, was)
 
@@ -100,6 +113,7 @@ async def test_shared_server_restarted_during_the_export(dev_env, world, pg_shar
         await gate.close()
         await _until(lambda: _waits_in(handle, "export", lock), "the export never waited on Musician")
         await _restart(pg_shared)  # the lock's holder goes with the restart
+        failure = await _retried_failure(handle, "export_archive")
         report = await asyncio.wait_for(handle.result(), 120)
     finally:
         await gate.close()
@@ -108,6 +122,7 @@ async def test_shared_server_restarted_during_the_export(dev_env, world, pg_shar
         if not pg_shared.is_running():
             pg_shared.start()
     assert await _attempts(handle, "export") >= 2
+    assert failure.startswith("DatabaseUnavailable: "), failure
     await assert_completed_exactly(world, report, was)
 
 
