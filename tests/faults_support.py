@@ -126,6 +126,39 @@ async def kill_mid(workers: Workers, handle: WorkflowHandle, step: str, lock: He
     await lock.release()
 
 
+async def queue_behind(lock: HeldLock) -> asyncio.Task[HeldLock]:
+    """Ask for the lock while a migration's transaction holds the table: it is granted the moment that one
+    ends, before any later request (the step after it). The task ends when it is granted."""
+    task = asyncio.create_task(lock.take())
+    for _ in range(600):
+        async with await psycopg.AsyncConnection.connect(lock.dsn, autocommit=True) as conn:
+            cur = await conn.execute(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE NOT l.granted "
+                "AND l.relation = %s::regclass AND a.application_name = 'fault-test' "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())", [lock.table])
+            if (await cur.fetchone())[0] or task.done():  # type: ignore[index]
+                return task
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the lock on {lock.table} was never asked for")
+
+
+async def blocked_by(dsn: str, pid: int) -> bool:
+    """Whether a migration backend waits on the backend `pid` (a gate the test holds)."""
+    return any(pid in row[5] for row in await activity_of(dsn))
+
+
+async def waits_in(handle: WorkflowHandle, step: str, lock: HeldLock) -> bool:
+    """Whether `step` is under way and a migration backend waits on the lock."""
+    return step in (await step_events(handle))[0] and await lock.waiters() > 0
+
+
+async def until(check, message: str, timeout: float = 60) -> None:  # noqa: ANN001
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, message
+        await asyncio.sleep(0.05)
+
+
 async def change_table(shared: str) -> str:
     async with await psycopg.AsyncConnection.connect(shared, autocommit=True) as conn:
         cur = await conn.execute("SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n "

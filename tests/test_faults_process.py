@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import psycopg
 
 from stagesub.writer import TenantWriter
 from workflows.client import start_migration
@@ -17,10 +18,15 @@ from .faults_support import (
     assert_completed_exactly,
     assert_completed_with_writes,
     before,
+    blocked_by,
     change_table,
     dedicated_admin_dsn,
     kill_mid,
+    queue_behind,
+    step_events,
+    until,
     wait_step_completed,
+    waits_in,
 )
 from .test_workflow import TENANT
 from .world import World, approve, make_world
@@ -29,12 +35,20 @@ from .world import World, approve, make_world
 HEARTBEAT_SECONDS = 3
 
 
-async def _start(world: World, client, mode: str):  # noqa: ANN001, ANN202
+async def _start(world: World, client, mode: str, approve_it: bool = True):  # noqa: ANN001, ANN202
     handle = await start_migration(client, world.input(TENANT, advance_notice_days=0, mode=mode,
                                                        heartbeat_timeout_seconds=HEARTBEAT_SECONDS),
                                    task_queue=world.queue, workflow_id=f"migrate-{TENANT}-{world.queue}")
-    await approve(handle)
+    if approve_it:
+        await approve(handle)
     return handle
+
+
+async def wait_step_scheduled(handle, step: str, timeout: float = 60) -> None:  # noqa: ANN001
+    deadline = asyncio.get_running_loop().time() + timeout
+    while step not in (await step_events(handle))[0]:
+        assert asyncio.get_running_loop().time() < deadline, f"{step} never started"
+        await asyncio.sleep(0.03)
 
 
 async def _online_kills_to_the_freeze(world: World, client, workers: Workers):  # noqa: ANN001, ANN202
@@ -65,19 +79,27 @@ async def _online_kills_from_the_freeze(world: World, client, workers: Workers):
     """The second half of the online order, in a migration of its own so that the halves' waits overlap:
     some shared rows deleted in cleanup's open transaction when it dies."""
     handle = await _start(world, client, "online")
+    await wait_step_scheduled(handle, "import")
+    # catch_up waits at this gate, so the lock below is surely taken before verify runs
+    gate = await HeldLock(world.shared, await change_table(world.shared)).take()
     await wait_step_completed(handle, "import")
     # Neither replay writes ProjectFile (the writer never does), verify reads it: verify is the first to wait
     lock = await HeldLock(dedicated_admin_dsn(world), '"ProjectFile"').take()
+    await gate.release()
     await kill_mid(workers, handle, "verify", lock)
     workers.start()
     await wait_step_completed(handle, "switch")  # boundary: the tenant row names the dedicated database
     workers.kill()
+    # A worker starting plans the schema, which reads every shared table's size: a lock on a shared table
+    # would stop it there. So the export's lock is taken with a worker up, while capture_stop waits at a gate
+    # (its last statement drops the change table) holding the tables whose triggers it dropped. ACCESS SHARE:
+    # maintenance_off's update of the tenant row still records its change there.
+    gate = await HeldLock(world.shared, await change_table(world.shared), "ACCESS SHARE").take()
     workers.start()
-    await wait_step_completed(handle, "capture_stop")  # boundary: the cutover is behind us
-    workers.kill()
-    lock = await HeldLock(world.shared, '"Request"').take()  # the archive's read of Request waits
-    workers.start()
-    await kill_mid(workers, handle, "export", lock)
+    await until(lambda: waits_in(handle, "capture_stop", gate), "capture_stop never reached the change table")
+    granted = await queue_behind(HeldLock(world.shared, '"Request"'))
+    await gate.release()
+    await kill_mid(workers, handle, "export", await granted)  # the export waits at its first read of Request
     # SHARE lets the export read but stops cleanup's DELETE, after it deleted the rows of child tables
     lock = await HeldLock(world.shared, '"Musician"', "SHARE").take()
     workers.start()
@@ -89,12 +111,18 @@ async def _online_kills_from_the_freeze(world: World, client, workers: Workers):
 async def _offline_kills(world: World, client, workers: Workers):  # noqa: ANN001, ANN202
     """The guide's order: maintenance on, export, create, deploy, import, verify, switch, post checks,
     cleanup, maintenance off; a kill after each, or inside the long ones."""
-    handle = await _start(world, client, "offline")
-    await wait_step_completed(handle, "maintenance_on")
-    workers.kill()
-    lock = await HeldLock(world.shared, '"Request"').take()  # the archive's read of Request waits
-    workers.start()
-    await kill_mid(workers, handle, "export", lock)
+    handle = await _start(world, client, "offline", approve_it=False)
+    # maintenance_on waits for this row lock; the export's table lock is taken meanwhile, with the worker up
+    # (a worker starting would wait on it: it reads every shared table's size)
+    gate = await psycopg.AsyncConnection.connect(world.shared, application_name="fault-test")
+    try:
+        await gate.execute('SELECT 1 FROM "Tenant" WHERE id = %s FOR SHARE', [TENANT])
+        await approve(handle)
+        await until(lambda: blocked_by(world.shared, gate.info.backend_pid), "maintenance_on never waited")
+        lock = await HeldLock(world.shared, '"Request"').take()
+    finally:
+        await gate.close()
+    await kill_mid(workers, handle, "export", lock)  # maintenance is on, the archive not taken
     workers.start()
     await wait_step_completed(handle, "create_database")
     workers.kill()
@@ -156,7 +184,7 @@ async def test_migrations_survive_a_kill_at_every_stage(dev_env, world, pg_share
         await asyncio.gather(*writing, return_exceptions=True)
         for w in workers:
             w.close()
-    assert [w.kills for w in workers] == [5, 5, 11]
+    assert [w.kills for w in workers] == [5, 4, 10]
     assert all(t.exception() is None for t in writing)
     for world_, report, was_, writer in zip(worlds, reports, was, writers, strict=False):
         assert writer.log.writes_to_dedicated > 0 and report.changes_replayed > 0

@@ -11,7 +11,16 @@ import psycopg
 from tenantmove.pgserver import LocalPostgres
 from workflows.client import start_migration
 
-from .faults_support import HeldLock, Workers, activity_of, assert_completed_exactly, before, step_events
+from .faults_support import (
+    HeldLock,
+    Workers,
+    assert_completed_exactly,
+    before,
+    blocked_by,
+    step_events,
+    until,
+    waits_in,
+)
 from .test_worker_kill import _tables_done
 from .test_workflow import TENANT
 from .world import World, approve
@@ -90,14 +99,11 @@ async def test_target_server_restarted_during_the_import(dev_env, world, pg_targ
     await assert_completed_exactly(world, report, was)
 
 
-async def _blocked_by(dsn: str, pid: int) -> bool:
-    return any(pid in row[5] for row in await activity_of(dsn))
-
-
 async def test_shared_server_restarted_during_the_export(dev_env, world, pg_shared, tmp_path):
     """Offline mode exports the archive before anything is copied, under maintenance mode. A lock on a table
-    the export reads holds it mid-way while the shared server restarts. The pre-check reads that table's
-    size too, so the lock is taken while maintenance_on (after the pre-check) waits on the tenant row."""
+    holds the export at its first read of it (the schema's table sizes) while the shared server restarts.
+    The pre-check reads that table's size too, so the lock is taken while maintenance_on (after the
+    pre-check) waits on the tenant row."""
     client = dev_env.client
     was = await before(world)
     workers = Workers(world, client.service_client.config.target_host, tmp_path / "workers.log")
@@ -108,10 +114,10 @@ async def test_shared_server_restarted_during_the_export(dev_env, world, pg_shar
         handle = await _start(world, client, "offline")
         await gate.execute('SELECT 1 FROM "Tenant" WHERE id = %s FOR SHARE', [TENANT])
         await approve(handle)
-        await _until(lambda: _blocked_by(world.shared, gate.info.backend_pid), "maintenance_on never waited")
+        await until(lambda: blocked_by(world.shared, gate.info.backend_pid), "maintenance_on never waited")
         await lock.take()
         await gate.close()
-        await _until(lambda: _waits_in(handle, "export", lock), "the export never waited on Musician")
+        await until(lambda: waits_in(handle, "export", lock), "the export never waited on Musician")
         await _restart(pg_shared)  # the lock's holder goes with the restart
         failure = await _retried_failure(handle, "export_archive")
         report = await asyncio.wait_for(handle.result(), 120)
@@ -126,12 +132,3 @@ async def test_shared_server_restarted_during_the_export(dev_env, world, pg_shar
     await assert_completed_exactly(world, report, was)
 
 
-async def _waits_in(handle, step: str, lock: HeldLock) -> bool:  # noqa: ANN001
-    return step in (await step_events(handle))[0] and await lock.waiters() > 0
-
-
-async def _until(check, message: str, timeout: float = 60) -> None:  # noqa: ANN001
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, message
-        await asyncio.sleep(0.05)
