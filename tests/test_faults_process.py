@@ -1,6 +1,7 @@
-"""Worker processes killed (SIGKILL) at step boundaries and in the middle of steps, again and again in one
-migration of each mode (run side by side): each killed step is retried on the next worker and the tenant
-arrives with every row exactly once, and in online mode with every write its application made meanwhile."""
+"""Worker processes killed (SIGKILL) at step boundaries and in the middle of steps, again and again in each
+migration (the online order split over two, run side by side with the offline one): each killed step is
+retried on the next worker and the tenant arrives with every row exactly once, and in online mode with every
+write its application made meanwhile."""
 
 from __future__ import annotations
 
@@ -110,7 +111,8 @@ async def _online_kills_from_the_freeze(world: World, client, workers: Workers):
 
 async def _offline_kills(world: World, client, workers: Workers):  # noqa: ANN001, ANN202
     """The guide's order: maintenance on, export, create, deploy, import, verify, switch, post checks,
-    cleanup, maintenance off; a kill after each, or inside the long ones."""
+    cleanup, maintenance off; a kill after each, or inside the long ones (the export's, as it starts with
+    maintenance on, stands for the boundary after maintenance_on)."""
     handle = await _start(world, client, "offline", approve_it=False)
     # maintenance_on waits for this row lock; the export's table lock is taken meanwhile, with the worker up
     # (a worker starting would wait on it: it reads every shared table's size)
