@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.models import DatabaseRef
 from tenantmove.db import mask_dsn
-from tenantmove.errors import ConfigError, EngineError
+from tenantmove.errors import ConfigError, DatabaseUnavailable, EngineError
 from tenantmove.notify import Notifier
 from tenantmove.plan import Plan, plan_schema
 from tenantmove.providers import DatabaseProvider, DedicatedDatabase
@@ -81,6 +81,13 @@ def boundary(fn: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
                 getattr(exc, "differences", None) or []
             raise ApplicationError(mask_dsn(exc.message), *[mask_dsn(str(d)) for d in details],
                                    type=exc.type_name, non_retryable=not exc.retryable) from None
+        except psycopg.OperationalError as exc:
+            # A connection lost mid-statement (server restart or failover, backend terminated) where the engine
+            # did not type it: transient, named as the runbook names it. Other driver errors stay as they are.
+            if (exc.sqlstate or "").startswith(("08", "57P")) or not exc.sqlstate:
+                raise ApplicationError(f"database connection lost: {mask_dsn(str(exc)).strip()}",
+                                       type=DatabaseUnavailable.__name__) from None
+            raise
         finally:
             if beat is not None:
                 beat.cancel()

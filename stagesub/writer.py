@@ -19,6 +19,8 @@ from psycopg import sql
 
 from tenantmove import db
 
+# Not the migration's application_name: fault tests tell the migration's backends from the application's by it.
+APPLICATION_NAME = "stagesub-writer"
 _TENANT_ROW = sql.SQL('SELECT "maintenanceMode", "databaseUrl" FROM "Tenant" WHERE id = %s FOR SHARE')
 
 
@@ -50,7 +52,7 @@ class TenantWriter:
         self._pending: tuple[str, str, str] | None = None
 
     async def run(self, stop: asyncio.Event) -> WriteLog:
-        async with db.connection(self.shared_dsn) as shared:
+        async with db.connection(self.shared_dsn, application_name=APPLICATION_NAME) as shared:
             await self._load_parents(shared)
             dedicated: psycopg.AsyncConnection | None = None
             blocked_since: float | None = None
@@ -59,7 +61,7 @@ class TenantWriter:
                     started = time.monotonic()
                     done, url = await self._one_write(shared, dedicated)
                     if url and dedicated is None:
-                        dedicated = await db.connect(url)
+                        dedicated = await db.connect(url, application_name=APPLICATION_NAME)
                         done, _ = await self._one_write(shared, dedicated)
                     now = time.monotonic()
                     if done:

@@ -13,6 +13,7 @@ from tenantmove import db
 from tenantmove.archive import ArchiveWriter
 from tenantmove.checksum import TableChecksum, table_checksum
 from tenantmove.copy import CopyResult, copy_rows
+from tenantmove.errors import EngineError
 from tenantmove.mover import (
     TableProgress,
     matched_checksums,
@@ -79,15 +80,34 @@ async def copy_tenant_parallel(src_dsn: str, dst_dsn: str, plan: Plan, tenant: s
             if on_table is not None:
                 on_table(results[name])
 
-        async with asyncio.TaskGroup() as group:
-            for name in wanted:
-                group.create_task(load(name))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for name in wanted:
+                    group.create_task(load(name))
+        except ExceptionGroup as failed:
+            raise _the_error(failed) from failed
     async with db.connection(src_dsn) as src, db.connection(dst_dsn) as dst:
         if tables is None:
             await restore_cycle_links(src, dst, plan)
         await advance_sequences(dst, plan, wanted)
         await dst.commit()
     return [results[name] for name in wanted]
+
+
+def _the_error(failed: ExceptionGroup) -> Exception:
+    """One error out of a TaskGroup's, typed: the activity boundary maps engine errors (a permanent one is not
+    retried, its message is masked) and would see an ExceptionGroup as an unknown, retryable error. A
+    permanent error wins over a transient one (a lost server fails every table at once)."""
+    leaves: list[Exception] = []
+    pending: list[Exception] = [failed]
+    while pending:
+        exc = pending.pop(0)
+        if isinstance(exc, ExceptionGroup):
+            pending[:0] = list(exc.exceptions)
+        else:
+            leaves.append(exc)
+    engine = [exc for exc in leaves if isinstance(exc, EngineError)]
+    return next((exc for exc in engine if not exc.retryable), None) or (engine or leaves)[0]
 
 
 async def _open_pairs(stack: AsyncExitStack, src_dsn: str, dst_dsn: str, count: int) -> asyncio.Queue[Pair]:

@@ -13,14 +13,19 @@ import psycopg
 from psycopg import sql
 from temporalio.client import WorkflowHandle
 
+from stagesub.checks import tenant_sums, touched
+from stagesub.writer import TenantWriter, missing_writes
 from tenantmove import db
 
 from . import stagesub_expect as expect
-from .test_worker_kill import _worker
+from .test_worker_kill import ROOT, _worker
 from .test_workflow import TENANT, _expected_sums, _target_sums
 from .world import World, shared_sums
 
 MOVED = [*expect.OWNED, "User"]
+# The worker with a 1 s sticky queue timeout instead of 10 s: the workflow's next task leaves a killed worker's
+# queue sooner. Everything else is worker.py's (deps, activities, workflows).
+HARNESS_WORKER = ROOT / "bench" / "soak_worker.py"
 
 
 @dataclass
@@ -36,7 +41,8 @@ class Workers:
 
     def start(self) -> None:
         assert self.proc is None or self.proc.poll() is not None
-        self.proc = _worker(self.world, self.address, self.log, self.rows_per_second)
+        self.proc = _worker(self.world, self.address, self.log, self.rows_per_second, script=HARNESS_WORKER,
+                            SOAK_STICKY_QUEUE_SECONDS="1")
 
     def kill(self) -> None:
         assert self.proc is not None and self.proc.poll() is None, "the worker died on its own; see its log"
@@ -92,8 +98,10 @@ class HeldLock:
         """Migration backends waiting for this lock (the step is under way, stopped at this table)."""
         async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
             cur = await conn.execute(
+                # Databases copied from one template share table oids: the database must match too.
                 "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE NOT l.granted "
-                "AND l.relation = %s::regclass AND a.application_name = 'stagesub-migrate'", [self.table])
+                "AND l.relation = %s::regclass AND a.application_name = 'stagesub-migrate' "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())", [self.table])
             return int((await cur.fetchone())[0])  # type: ignore[index]
 
     async def release(self) -> None:
@@ -116,6 +124,39 @@ async def kill_mid(workers: Workers, handle: WorkflowHandle, step: str, lock: He
         await asyncio.sleep(0.05)
     workers.kill()
     await lock.release()
+
+
+async def queue_behind(lock: HeldLock) -> asyncio.Task[HeldLock]:
+    """Ask for the lock while a migration's transaction holds the table: it is granted the moment that one
+    ends, before any later request (the step after it). The task ends when it is granted."""
+    task = asyncio.create_task(lock.take())
+    for _ in range(600):
+        async with await psycopg.AsyncConnection.connect(lock.dsn, autocommit=True) as conn:
+            cur = await conn.execute(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE NOT l.granted "
+                "AND l.relation = %s::regclass AND a.application_name = 'fault-test' "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())", [lock.table])
+            if (await cur.fetchone())[0] or task.done():  # type: ignore[index]
+                return task
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the lock on {lock.table} was never asked for")
+
+
+async def blocked_by(dsn: str, pid: int) -> bool:
+    """Whether a migration backend waits on the backend `pid` (a gate the test holds)."""
+    return any(pid in row[5] for row in await activity_of(dsn))
+
+
+async def waits_in(handle: WorkflowHandle, step: str, lock: HeldLock) -> bool:
+    """Whether `step` is under way and a migration backend waits on the lock."""
+    return step in (await step_events(handle))[0] and await lock.waiters() > 0
+
+
+async def until(check, message: str, timeout: float = 60) -> None:  # noqa: ANN001
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, message
+        await asyncio.sleep(0.05)
 
 
 async def change_table(shared: str) -> str:
@@ -163,6 +204,28 @@ async def assert_completed_exactly(world: World, report, was: Before) -> None:  
     other row of shared as it was, no capture trigger left behind."""
     assert report.state.value == "completed", report
     assert await _target_sums(world.deps.dedicated_dsn(report.database), MOVED) == was.tenant
+    await _assert_shared_clean(world, was)
+
+
+async def assert_completed_with_writes(world: World, report, was: Before, writer: TenantWriter,  # noqa: ANN001
+                                       template: str) -> None:
+    """As assert_completed_exactly, for a tenant that kept writing: every write it was told succeeded is in
+    its dedicated database, and every row it did not touch is there as it was in the template world copied."""
+    assert report.state.value == "completed", report
+    async with db.connection(world.shared) as conn:
+        url = await world.deps.registry.database_url(conn, TENANT)
+    assert url is not None
+    assert await missing_writes(url, writer.log) == []
+    ids = touched([writer.log])
+    expected = await tenant_sums(template, TENANT, ids)
+    found = await tenant_sums(world.deps.dedicated_dsn(report.database), TENANT, ids)
+    for sums in (expected, found):
+        sums.pop("Tenant")  # the switch writes the tenant row
+    assert found == expected
+    await _assert_shared_clean(world, was)
+
+
+async def _assert_shared_clean(world: World, was: Before) -> None:
     assert await _others(world.shared) == was.others
     left = await _expected_sums(world.shared, list(expect.OWNED))
     assert all(rows == 0 for rows, _ in left.values()), left

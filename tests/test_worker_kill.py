@@ -26,13 +26,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 
-def _worker(world, address: str, log: Path, rows_per_second: int = 3000, **extra: str) -> subprocess.Popen:
+def _worker(world, address: str, log: Path, rows_per_second: int = 3000, script: Path = ROOT / "worker.py",
+            **extra: str) -> subprocess.Popen:
     """A worker process; its copies are slowed to `rows_per_second` so that a test can act mid-import."""
     env = {**os.environ, "SHARED_DATABASE_URL": world.shared, "POSTGRES_ADMIN_URL": world.target_server.dsn(),
            "STATE_DIR": str(world.settings.state_dir), "TEMPORAL_ADDRESS": address, "TASK_QUEUE": world.queue,
            "DEDICATED_NAME_PREFIX": world.prefix, "COPY_MAX_ROWS_PER_SECOND": str(rows_per_second),
            "LOG_FORMAT": "json", **extra}
-    return subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, cwd=ROOT,
+    return subprocess.Popen([sys.executable, str(script)], env=env, cwd=ROOT,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
