@@ -1,4 +1,4 @@
-"""The local Neon server answering 429, 503, 500, dropping the connection (a timeout's effect: no reply), or
+"""The local Neon server answering 429, 503, 500, dropping the connection, replying after the client's timeout, or
 failing an operation at each call a migration and its saga make: the run completes (transient faults are
 retried) or rolls back leaving no project behind, never half-done."""
 
@@ -26,10 +26,11 @@ SAGA = {"GET /projects/{id}", "DELETE /projects/{id}"}  # the compensation's loo
 
 
 async def _migrate(temporal_env, pg_shared, pg_target, template, tmp_path, kind: str, *, fail_after_create: bool):
-    plan = EachCallOnce(kind=kind)
+    plan = EachCallOnce(kind=kind, slow_reply_seconds=1.5)
     fake = FakeNeon(pg_target.dsn(), API_KEY, operation_delay=0.05, faults=plan).start()
     try:
-        async with httpx.AsyncClient(timeout=10) as http:
+        # A short read timeout, so that a slow reply (1.5 s) is a timeout of the client's.
+        async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=0.5)) as http:
             world = await make_world(pg_shared, pg_target, template, tmp_path, http)
             neon = NeonClient(http, fake.url, API_KEY, backoff=0.02, poll_interval=0.05)
             world.deps.providers = {**world.deps.providers, "neon": NeonProvider(neon, world.deps.secrets)}
@@ -62,7 +63,7 @@ async def _migrate(temporal_env, pg_shared, pg_target, template, tmp_path, kind:
 
 
 @pytest.mark.parametrize("kind", ["rate_limited", "unavailable", "server_errors", "drop_connections",
-                                  "drop_after_post", "failed_operations"])
+                                  "drop_after_post", "slow_replies", "failed_operations"])
 async def test_a_transient_fault_at_each_call_is_retried(temporal_env, pg_shared, pg_target, stagesub_template,
                                                          tmp_path, kind):
     status, hit, fake = await _migrate(temporal_env, pg_shared, pg_target, stagesub_template, tmp_path, kind,
@@ -70,6 +71,8 @@ async def test_a_transient_fault_at_each_call_is_retried(temporal_env, pg_shared
     assert status.state is State.COMPLETED, status.log[-6:]
     if kind == "drop_after_post":  # created, reply lost: the project is found by name, not made twice
         assert hit == ["POST /projects"] and fake.created_count == 1
+    elif kind == "slow_replies":  # every call timed out once, the create too (made all the same): one project
+        assert FORWARD <= set(hit) and fake.created_count == 1, hit
     elif kind == "failed_operations":  # Neon retries a failed operation; the client polls on
         assert hit == ["op"]
     else:

@@ -42,6 +42,8 @@ class FaultPlan:
     locked: int = 0                # answer 423
     drop_connections: int = 0      # drop the connection before doing anything
     drop_after_post: int = 0       # do a POST /projects, then drop the connection (the reply is lost)
+    slow_replies: int = 0          # wait slow_reply_seconds, then do the request: the client has timed out
+    slow_reply_seconds: float = 1.0
     failed_operations: int = 0     # the next N projects' operations go `failed`, then Neon's retry finishes them
     error_operations: int = 0      # the next N projects' operations end in `error`
     slow_operations: float = 0.0   # seconds added to every new operation
@@ -400,6 +402,12 @@ def make_app(admin_dsn: str, api_key: str, *, faults: FaultPlan, operation_delay
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-length", b"1000"), (b"content-type", b"application/json")]})
             raise _Drop()
+        elif faults.take("slow_replies", key):
+            # The work is still done after the client gave up, as a real server does: a create that timed
+            # out may well have made its project.
+            await asyncio.sleep(faults.slow_reply_seconds)
+            await inner(scope, receive, recorder(scope, send))
+            return
         elif faults.take("rate_limited", key):
             response = _error(429, "too_many_requests", "too many requests", {"Retry-After": faults.retry_after})
         elif faults.take("unavailable", key):
