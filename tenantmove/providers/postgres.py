@@ -189,29 +189,10 @@ class PostgresProvider(DatabaseProvider):
         return password
 
     async def _grant_app(self, name: str, owner: sql.Identifier, app: sql.Identifier, tenant: str) -> None:
-        """Inside the new database (default privileges are per database): the app role may use the schemas
-        and the rows of every table and sequence the owner creates later (the schema is deployed after
-        this), or created already (a database made before the app role existed). Nobody else may create
-        objects in public (PUBLIC's CREATE on it, Postgres < 15)."""
         conn = await connect(with_database(self.admin_dsn, name), autocommit=True,
                              application_name="stagesub-migrate-provider")
         try:
-            await _ddl(conn, sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC"), tenant)
-            await _ddl(conn, sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(app), tenant)
-            for kind, rights in (("SCHEMAS", sql.SQL("USAGE")), ("TABLES", _APP_TABLE_RIGHTS),
-                                 ("SEQUENCES", _APP_SEQUENCE_RIGHTS)):
-                await _ddl(conn, sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} GRANT {} ON {} TO {}").format(
-                    owner, rights, sql.SQL(kind), app), tenant)
-            cur = await conn.execute(
-                "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspowner = %s::regrole "
-                "OR nspname = 'public'", (name,))
-            for (schema,) in await cur.fetchall():
-                s = sql.Identifier(schema)
-                await _ddl(conn, sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(s, app), tenant)
-                await _ddl(conn, sql.SQL("GRANT {} ON ALL TABLES IN SCHEMA {} TO {}").format(
-                    _APP_TABLE_RIGHTS, s, app), tenant)
-                await _ddl(conn, sql.SQL("GRANT {} ON ALL SEQUENCES IN SCHEMA {} TO {}").format(
-                    _APP_SEQUENCE_RIGHTS, s, app), tenant)
+            await grant_app(conn, name, app, tenant)
         finally:
             await conn.close()
 
@@ -272,6 +253,30 @@ class PostgresProvider(DatabaseProvider):
 
     def app_dsn(self, db: DedicatedDatabase) -> str:
         return self.secrets.get(db.app_secret_ref or db.secret_ref)
+
+
+async def grant_app(conn: psycopg.AsyncConnection, owner_name: str, app: sql.Identifier, tenant: str) -> None:
+    """On a connection inside the tenant's database (default privileges are per database): the app role may
+    use the schemas and the rows of every table and sequence the owner creates later (the schema is deployed
+    after this), or created already (a database made before the app role existed). Nobody else may create
+    objects in public (PUBLIC's CREATE on it, Postgres < 15)."""
+    owner = sql.Identifier(owner_name)
+    await _ddl(conn, sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC"), tenant)
+    await _ddl(conn, sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(app), tenant)
+    for kind, rights in (("SCHEMAS", sql.SQL("USAGE")), ("TABLES", _APP_TABLE_RIGHTS),
+                         ("SEQUENCES", _APP_SEQUENCE_RIGHTS)):
+        await _ddl(conn, sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} GRANT {} ON {} TO {}").format(
+            owner, rights, sql.SQL(kind), app), tenant)
+    cur = await conn.execute(
+        "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspowner = %s::regrole OR nspname = 'public'",
+        (owner_name,))
+    for (schema,) in await cur.fetchall():
+        s = sql.Identifier(schema)
+        await _ddl(conn, sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(s, app), tenant)
+        await _ddl(conn, sql.SQL("GRANT {} ON ALL TABLES IN SCHEMA {} TO {}").format(
+            _APP_TABLE_RIGHTS, s, app), tenant)
+        await _ddl(conn, sql.SQL("GRANT {} ON ALL SEQUENCES IN SCHEMA {} TO {}").format(
+            _APP_SEQUENCE_RIGHTS, s, app), tenant)
 
 
 async def _ddl(conn: psycopg.AsyncConnection, statement: sql.SQL | sql.Composed, tenant: str | None) -> None:
