@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import httpx
+import psycopg
 import pytest
 from temporalio.client import WorkflowFailureError
 
 from activities.models import MigrateTenantInput, MigrationOptions, State
+from tenantmove import db
 from tenantmove.neon.client import NeonClient
 from tenantmove.neon.fake import FakeNeon
 from tenantmove.providers.neon import NeonProvider
@@ -58,6 +60,7 @@ async def test_migration_to_neon_then_rollback(temporal_env, neon_world):
         assert len(fake.projects) == 1 and fake.created_count == 1
         dsn = world.deps.dedicated_dsn(report.database)
         assert await _target_sums(dsn, moved) == before
+        await _the_application_role_is_least_privileged(world, report)
         password = fake.projects[report.database.provider_id].password
         rollback = await start_rollback(client, report, task_queue=world.queue,
                                         workflow_id=f"rollback-{TENANT}-{world.queue}")
@@ -68,6 +71,34 @@ async def test_migration_to_neon_then_rollback(temporal_env, neon_world):
         history = json.dumps((await wf.fetch_history()).to_json_dict())
         assert API_KEY not in history and password not in history
     assert API_KEY not in world.log.getvalue() and password not in world.log.getvalue()
+
+
+async def _the_application_role_is_least_privileged(world, report) -> None:  # noqa: ANN001
+    """The tenant row names the application's role, not Neon's project role (a neon_superuser member): it
+    reads and writes rows, changes no schema, and reaches no other project's database."""
+    import pytest
+
+
+    async with db.connection(world.shared) as conn:
+        url = await world.deps.registry.database_url(conn, TENANT)
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    assert info["user"] == report.database.app_role != report.database.role
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as app:
+        await app.execute('UPDATE "Musician" SET notes = notes WHERE false')
+        assert (await (await app.execute('SELECT count(*) FROM "Musician"')).fetchone())[0] > 0
+        for ddl in ('CREATE TABLE intruder (id int)', 'DROP TABLE "Musician"', 'CREATE ROLE intruder'):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                await app.execute(ddl)
+    # Another tenant's project: its database is closed to every role but its own two.
+    neon = world.deps.providers["neon"]
+    other = await neon.create("another-orchestra")
+    try:
+        elsewhere = psycopg.conninfo.make_conninfo(neon.dsn(other), user=info["user"], password=info["password"])
+        with pytest.raises(psycopg.OperationalError, match="permission denied"):
+            async with await psycopg.AsyncConnection.connect(elsewhere):
+                pass
+    finally:
+        await neon.delete(other.provider_id)
 
 
 async def test_failure_after_create_deletes_the_project(temporal_env, neon_world):

@@ -227,7 +227,9 @@ def make_app(admin_dsn: str, api_key: str, *, faults: FaultPlan, operation_delay
         async with lock:
             conn = await connect(admin_dsn, autocommit=True, application_name="fake-neon")
             try:
-                await conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                # Neon's project roles may create roles (neon_superuser gives CREATEROLE), as a client making
+                # a least-privileged role for its application does.
+                await conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD {}").format(
                     sql.Identifier(p.local_role), sql.Literal(scram_verifier(p.password))))
                 await conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
                     sql.Identifier(p.local_database), sql.Identifier(p.local_role)))
@@ -291,6 +293,14 @@ def make_app(admin_dsn: str, api_key: str, *, faults: FaultPlan, operation_delay
             try:
                 await conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                     sql.Identifier(p.local_database)))
+                # A deleted Neon project takes its roles along; here they are cluster-wide: the roles the
+                # project's role made (it administers them, PostgreSQL 16+) go first, then the role itself.
+                cur = await conn.execute(
+                    "SELECT r.rolname FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles r ON r.oid = m.roleid"
+                    " JOIN pg_catalog.pg_roles o ON o.oid = m.member WHERE o.rolname = %s AND m.admin_option",
+                    (p.local_role,))
+                for (made,) in await cur.fetchall():
+                    await conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(made)))
                 await conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(p.local_role)))
             finally:
                 await conn.close()

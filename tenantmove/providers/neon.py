@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from dataclasses import replace
+from secrets import token_urlsafe
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from tenantmove.db import with_sslmode
+from tenantmove.db import connect, with_sslmode
 from tenantmove.errors import ConfigError, NeonDuplicateProjects, NeonUnavailable
 from tenantmove.logs import get_logger
 from tenantmove.neon.client import NeonClient
@@ -21,6 +24,7 @@ from tenantmove.neon.models import (
     ProjectCreateRequest,
 )
 from tenantmove.providers.base import DatabaseProvider, DedicatedDatabase
+from tenantmove.providers.postgres import grant_app, run_ddl, scram_verifier
 from tenantmove.secrets import SecretStore
 
 _PROJECT_ID = re.compile(r"^[a-z0-9-]{1,60}$")  # the spec's pattern for project_id
@@ -72,6 +76,14 @@ class NeonProvider(DatabaseProvider):
     def secret_ref(project_id: str) -> str:
         return f"dsn/neon/{project_id}"
 
+    @staticmethod
+    def app_secret_ref(project_id: str) -> str:
+        return f"dsn/neon-app/{project_id}"
+
+    @staticmethod
+    def app_role_name(project_id: str) -> str:
+        return f"app_{project_id.replace('-', '_')}"[:63]
+
     def create_request(self, tenant: str) -> ProjectCreateRequest:
         return ProjectCreateRequest(project=ProjectCreate(
             name=self.name(tenant), region_id=self.region, pg_version=self.pg_version, provisioner="k8s-neonvm",
@@ -122,7 +134,7 @@ class NeonProvider(DatabaseProvider):
         uri = with_sslmode(uri, self.sslmode)
         self.secrets.put(self.secret_ref(project_id), uri)
         await self.client.wait_operations(project_id, self.operation_timeout)
-        return self._describe(project_id, uri)
+        return await self._with_app_role(self._describe(project_id, uri), uri)
 
     async def _adopt(self, project_id: str) -> DedicatedDatabase:
         """A project an earlier attempt created: wait for it, and get its credentials again when that attempt
@@ -134,7 +146,39 @@ class NeonProvider(DatabaseProvider):
         else:
             uri = with_sslmode(await self._uri(project_id), self.sslmode)
             self.secrets.put(ref, uri)
-        return self._describe(project_id, uri)
+        return await self._with_app_role(self._describe(project_id, uri), uri)
+
+    async def _with_app_role(self, db: DedicatedDatabase, owner_uri: str) -> DedicatedDatabase:
+        """Neon's own roles are members of neon_superuser; the application gets a role made over SQL with
+        row rights only (grant_app), in a database closed to PUBLIC. Idempotent: an existing role keeps its
+        password while the stored DSN holds, and gets a new one when it was lost."""
+        app, ref = self.app_role_name(db.provider_id), self.app_secret_ref(db.provider_id)
+        conn = await connect(owner_uri, autocommit=True, application_name="stagesub-migrate-provider")
+        try:
+            cur = await conn.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (app,))
+            exists = await cur.fetchone() is not None
+            if not exists or not self.secrets.exists(ref):
+                password = token_urlsafe(24)
+                # A role made by a non-superuser is created without privileges; an existing one only gets a
+                # new password (changing SUPERUSER-class attributes, even to their value, needs a superuser).
+                options = sql.SQL("PASSWORD {}" if exists else "LOGIN NOCREATEDB NOCREATEROLE NOINHERIT PASSWORD {}")
+                await run_ddl(conn, sql.SQL("{} ROLE {} WITH {}").format(
+                    sql.SQL("ALTER" if exists else "CREATE"), sql.Identifier(app),
+                    options.format(sql.Literal(scram_verifier(password)))), db.provider_id)
+                parts = urlsplit(owner_uri)
+                host = parts.netloc.rsplit("@", 1)[-1]
+                self.secrets.put(ref, urlunsplit(parts._replace(netloc=f"{app}:{quote(password, safe='')}@{host}")))
+            database = sql.Identifier(db.database)
+            await run_ddl(conn, sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database), db.provider_id)
+            await run_ddl(conn, sql.SQL("GRANT CONNECT ON DATABASE {} TO {}, {}").format(
+                database, sql.Identifier(db.role), sql.Identifier(app)), db.provider_id)
+            await grant_app(conn, db.role, sql.Identifier(app), db.provider_id)
+        finally:
+            await conn.close()
+        return replace(db, app_role=app, app_secret_ref=ref)
+
+    def app_dsn(self, db: DedicatedDatabase) -> str:
+        return self.secrets.get(db.app_secret_ref) if db.app_secret_ref else self.dsn(db)
 
     async def _uri(self, project_id: str) -> str:
         uri = await self.client.connection_uri(project_id, self.database, self.role)
@@ -177,6 +221,7 @@ class NeonProvider(DatabaseProvider):
             deleted = await self.client.delete_project(provider_id)
             self.log.info("neon project deleted", project_id=provider_id, deleted=deleted)
         self.secrets.delete(ref)
+        self.secrets.delete(self.app_secret_ref(provider_id))
         return deleted or had_secret
 
     def dsn(self, db: DedicatedDatabase) -> str:

@@ -154,11 +154,11 @@ class PostgresProvider(DatabaseProvider):
             owner, app, ident = sql.Identifier(name), sql.Identifier(db.app_role), sql.Identifier(name)
             await self._own_role(conn, owner, tenant)
             if not has_db:
-                await _ddl(conn, sql.SQL("CREATE DATABASE {} OWNER {}").format(ident, owner), tenant)
+                await run_ddl(conn, sql.SQL("CREATE DATABASE {} OWNER {}").format(ident, owner), tenant)
             else:
-                await _ddl(conn, sql.SQL("ALTER DATABASE {} OWNER TO {}").format(ident, owner), tenant)
-            await _ddl(conn, sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident), tenant)
-            await _ddl(conn, sql.SQL("GRANT CONNECT ON DATABASE {} TO {}, {}").format(ident, owner, app), tenant)
+                await run_ddl(conn, sql.SQL("ALTER DATABASE {} OWNER TO {}").format(ident, owner), tenant)
+            await run_ddl(conn, sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident), tenant)
+            await run_ddl(conn, sql.SQL("GRANT CONNECT ON DATABASE {} TO {}, {}").format(ident, owner, app), tenant)
             await self._grant_app(name, owner, app, tenant)
             for ref, password in passwords.items():
                 if password is not None:
@@ -176,15 +176,15 @@ class PostgresProvider(DatabaseProvider):
         role = sql.Identifier(role_name)
         if await cur.fetchone() is None:
             password = token_urlsafe(24)
-            await _ddl(conn, sql.SQL("CREATE ROLE {} WITH {} PASSWORD {}").format(
+            await run_ddl(conn, sql.SQL("CREATE ROLE {} WITH {} PASSWORD {}").format(
                 role, _ROLE_OPTIONS, sql.Literal(scram_verifier(password))), tenant)
             return password
-        await _ddl(conn, sql.SQL("ALTER ROLE {} WITH {}").format(role, _ROLE_OPTIONS), tenant)
+        await run_ddl(conn, sql.SQL("ALTER ROLE {} WITH {}").format(role, _ROLE_OPTIONS), tenant)
         if self._secret_matches(db, role_name, ref):
             return None
         # A crash between CREATE ROLE and storing the DSN lost the only copy of the password.
         password = token_urlsafe(24)
-        await _ddl(conn, sql.SQL("ALTER ROLE {} WITH PASSWORD {}").format(
+        await run_ddl(conn, sql.SQL("ALTER ROLE {} WITH PASSWORD {}").format(
             role, sql.Literal(scram_verifier(password))), tenant)
         return password
 
@@ -202,7 +202,7 @@ class PostgresProvider(DatabaseProvider):
         cur = await conn.execute("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user")
         row = await cur.fetchone()
         if row is not None and not row[0]:
-            await _ddl(conn, sql.SQL("GRANT {} TO CURRENT_USER").format(role), tenant)
+            await run_ddl(conn, sql.SQL("GRANT {} TO CURRENT_USER").format(role), tenant)
 
     async def find(self, tenant: str) -> DedicatedDatabase | None:
         name = self.name(tenant)
@@ -228,13 +228,13 @@ class PostgresProvider(DatabaseProvider):
                     "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
                     "WHERE datname = %s AND pid <> pg_catalog.pg_backend_pid()", (provider_id,))
                 force = sql.SQL(" WITH (FORCE)") if conn.info.server_version >= 130000 else sql.SQL("")
-                await _ddl(conn, sql.SQL("DROP DATABASE IF EXISTS {}{}").format(ident, force), None)
+                await run_ddl(conn, sql.SQL("DROP DATABASE IF EXISTS {}{}").format(ident, force), None)
             # Their rights lived in the dropped database (default privileges included), so nothing holds
             # them back; the app role first, as it was made second.
             if has_app:
-                await _ddl(conn, sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(app)), None)
+                await run_ddl(conn, sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(app)), None)
             if has_role:
-                await _ddl(conn, sql.SQL("DROP ROLE IF EXISTS {}").format(ident), None)
+                await run_ddl(conn, sql.SQL("DROP ROLE IF EXISTS {}").format(ident), None)
             for ref in refs:
                 self.secrets.delete(ref)
             return has_db or has_role or has_app or had_secret
@@ -261,25 +261,25 @@ async def grant_app(conn: psycopg.AsyncConnection, owner_name: str, app: sql.Ide
     after this), or created already (a database made before the app role existed). Nobody else may create
     objects in public (PUBLIC's CREATE on it, Postgres < 15)."""
     owner = sql.Identifier(owner_name)
-    await _ddl(conn, sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC"), tenant)
-    await _ddl(conn, sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(app), tenant)
+    await run_ddl(conn, sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC"), tenant)
+    await run_ddl(conn, sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(app), tenant)
     for kind, rights in (("SCHEMAS", sql.SQL("USAGE")), ("TABLES", _APP_TABLE_RIGHTS),
                          ("SEQUENCES", _APP_SEQUENCE_RIGHTS)):
-        await _ddl(conn, sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} GRANT {} ON {} TO {}").format(
+        await run_ddl(conn, sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} GRANT {} ON {} TO {}").format(
             owner, rights, sql.SQL(kind), app), tenant)
     cur = await conn.execute(
         "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspowner = %s::regrole OR nspname = 'public'",
         (owner_name,))
     for (schema,) in await cur.fetchall():
         s = sql.Identifier(schema)
-        await _ddl(conn, sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(s, app), tenant)
-        await _ddl(conn, sql.SQL("GRANT {} ON ALL TABLES IN SCHEMA {} TO {}").format(
+        await run_ddl(conn, sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(s, app), tenant)
+        await run_ddl(conn, sql.SQL("GRANT {} ON ALL TABLES IN SCHEMA {} TO {}").format(
             _APP_TABLE_RIGHTS, s, app), tenant)
-        await _ddl(conn, sql.SQL("GRANT {} ON ALL SEQUENCES IN SCHEMA {} TO {}").format(
+        await run_ddl(conn, sql.SQL("GRANT {} ON ALL SEQUENCES IN SCHEMA {} TO {}").format(
             _APP_SEQUENCE_RIGHTS, s, app), tenant)
 
 
-async def _ddl(conn: psycopg.AsyncConnection, statement: sql.SQL | sql.Composed, tenant: str | None) -> None:
+async def run_ddl(conn: psycopg.AsyncConnection, statement: sql.SQL | sql.Composed, tenant: str | None) -> None:
     try:
         await conn.execute(statement)
     except psycopg.OperationalError as exc:
