@@ -204,7 +204,11 @@ class NeonProvider(DatabaseProvider):
         ref = self.secret_ref(project_id)
         uri = self.secrets.get(ref) if self.secrets.exists(ref) else await self.client.connection_uri(
             project_id, self.database, self.role)
-        return self._describe(project_id, uri)
+        found = self._describe(project_id, uri)
+        app_ref = self.app_secret_ref(project_id)
+        if self.secrets.exists(app_ref):  # made by create(); find makes nothing
+            found = replace(found, app_role=self.app_role_name(project_id), app_secret_ref=app_ref)
+        return found
 
     async def delete(self, provider_id: str) -> bool:
         if not _PROJECT_ID.fullmatch(provider_id):
