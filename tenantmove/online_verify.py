@@ -14,7 +14,7 @@ from tenantmove.copy import engine_error
 from tenantmove.mover import matched_checksums, selections
 from tenantmove.parallel import DEFAULT_CONNECTIONS, snapshot_checksums
 from tenantmove.plan import Plan
-from tenantmove.replay import _relids, _Table, apply_changes
+from tenantmove.replay import ChangedKeys, apply_changes, table_oids
 
 
 async def verify_at_snapshot(src_dsn: str, dst_dsn: str, plan: Plan, tenant: str, capture: Capture, *,
@@ -50,14 +50,14 @@ async def verify_changes(src: psycopg.AsyncConnection, dst: psycopg.AsyncConnect
     verify_at_snapshot (the tenant's rows in shared against the target's), and tables without a key whole.
     Returns the target's row count per table (what the post-migration checks expect)."""
     try:
-        relids = await _relids(src, plan)
+        relids = await table_oids(src, plan)
         await src.execute(sql.SQL("ANALYZE {}").format(capture.applied))  # fresh rows: plan key look-ups
         cur = await src.execute(sql.SQL("SELECT DISTINCT relid FROM {}").format(capture.applied))
         changed = {relids[int(r[0])] for r in await cur.fetchall() if int(r[0]) in relids}
         by_name = {name: oid for oid, name in relids.items()}
         pairs: dict[str, tuple[TableChecksum, TableChecksum]] = {}
         for index, name in enumerate(n for n in plan.load_order if n in changed):
-            part = _Table(plan, tenant, name, by_name[name], index, source=capture.applied)
+            part = ChangedKeys(plan, tenant, name, by_name[name], index, source=capture.applied)
             if not part.selection.key:
                 pairs[name] = (await table_checksum(src, part.selection),
                                await table_checksum(dst, part.selection.whole_table()))

@@ -20,8 +20,9 @@ def _keys(alias: str, key: tuple[str, ...]) -> sql.Composed:
     return sql.SQL(", ").join(sql.Identifier(alias, k) for k in key)
 
 
-class _Table:
-    """One table's part of a round: the tenant's current rows for the changed keys, staged on the target."""
+class ChangedKeys:
+    """One table's changed keys (named by a (relid, key) relation in shared): the tenant's current rows for
+    them, staged on the target for a replay round, or compared there by verify_changes."""
 
     def __init__(self, plan: Plan, tenant: str, name: str, relid: int, index: int,
                  source: sql.Composable = _BATCH) -> None:
@@ -78,7 +79,7 @@ class _Table:
         return cur.rowcount
 
 
-async def _relids(conn: psycopg.AsyncConnection, plan: Plan) -> dict[int, str]:
+async def table_oids(conn: psycopg.AsyncConnection, plan: Plan) -> dict[int, str]:
     cur = await conn.execute(
         "SELECT t.name, (quote_ident(%s) || '.' || quote_ident(t.name))::regclass::oid FROM unnest(%s::text[])"
         " AS t(name)", (plan.schema, list(plan.load_order)))
@@ -111,10 +112,10 @@ async def apply_changes(src: psycopg.AsyncConnection, dst: psycopg.AsyncConnecti
                 # Temp tables are never analyzed by autovacuum: without statistics the planner takes the batch
                 # for a big one and scans whole tables instead of looking the changed keys up by index.
                 await src.execute(sql.SQL("ANALYZE {}").format(_BATCH))
-                relids = await _relids(src, plan)
+                relids = await table_oids(src, plan)
                 cur = await src.execute(sql.SQL("SELECT DISTINCT relid FROM {}").format(_BATCH))
                 present = {int(row[0]) for row in await cur.fetchall()}
-                parts = [_Table(plan, tenant, relids[oid], oid, i)
+                parts = [ChangedKeys(plan, tenant, relids[oid], oid, i)
                          for i, oid in enumerate(sorted(present, key=lambda o: plan.load_order.index(relids[o])))
                          if oid in relids]
                 await _replay_either_order(src, dst, plan, parts, result)
@@ -127,7 +128,7 @@ async def apply_changes(src: psycopg.AsyncConnection, dst: psycopg.AsyncConnecti
 
 
 async def _replay_either_order(src: psycopg.AsyncConnection, dst: psycopg.AsyncConnection, plan: Plan,
-                               parts: list[_Table], result: ApplyResult) -> None:
+                               parts: list[ChangedKeys], result: ApplyResult) -> None:
     # Upserts first (parents before children), then deletes (children first) suits a row moved to another
     # parent that is then deleted; deletes first suits a unique value freed by one row and taken by another.
     # Each order fails on the other's case, so the second runs when the first meets a constraint.
@@ -139,7 +140,7 @@ async def _replay_either_order(src: psycopg.AsyncConnection, dst: psycopg.AsyncC
         await _replay(src, dst, plan, parts, result, upserts_first=False)
 
 
-async def _replay(src: psycopg.AsyncConnection, dst: psycopg.AsyncConnection, plan: Plan, parts: list[_Table],
+async def _replay(src: psycopg.AsyncConnection, dst: psycopg.AsyncConnection, plan: Plan, parts: list[ChangedKeys],
                   result: ApplyResult, *, upserts_first: bool) -> None:
     async with dst.transaction():
         await dst.execute(sql.SQL("SET CONSTRAINTS ALL DEFERRED"))
