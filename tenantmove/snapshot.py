@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import psycopg
 from psycopg import sql
 
+from tenantmove.capture import SCHEMA, ensure_schema
 from tenantmove.db import settle
 from tenantmove.errors import SnapshotLost
 
@@ -46,15 +47,11 @@ async def use_snapshot(conn: psycopg.AsyncConnection, snapshot_id: str | None) -
 
 # Workers on other machines find a held snapshot here, by the name of the import that holds it.
 def _registry() -> sql.Identifier:
-    from tenantmove.capture import SCHEMA
-
     return sql.Identifier(SCHEMA, "snapshots")
 
 
 async def publish_snapshot(conn: psycopg.AsyncConnection, name: str, snapshot_id: str) -> None:
     """Record (autocommit) which snapshot the import `name` shares; replaces an earlier holder's."""
-    from tenantmove.capture import ensure_schema
-
     async with conn.transaction():
         await ensure_schema(conn)
         await conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, snapshot text NOT NULL, "
