@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import psycopg
 from psycopg import sql
 
@@ -12,7 +10,7 @@ from tenantmove.capture import Capture
 from tenantmove.checksum import TableChecksum, table_checksum
 from tenantmove.copy import engine_error
 from tenantmove.mover import matched_checksums, selections
-from tenantmove.parallel import DEFAULT_CONNECTIONS, snapshot_checksums
+from tenantmove.parallel import DEFAULT_CONNECTIONS, all_or_none, snapshot_checksums
 from tenantmove.plan import Plan
 from tenantmove.replay import ChangedKeys, apply_changes, table_oids
 
@@ -36,7 +34,7 @@ async def verify_at_snapshot(src_dsn: str, dst_dsn: str, plan: Plan, tenant: str
                 while (await apply_changes(coordinator, dst, plan, tenant, capture, in_transaction=True)).changes:
                     pass
                 chosen = selections(plan, tenant)
-                source, target = await asyncio.gather(
+                source, target = await all_or_none(
                     snapshot_checksums(src_dsn, chosen, connections, snapshot_id=str(row[0])),
                     snapshot_checksums(dst_dsn, [s.whole_table() for s in chosen], connections))
                 return matched_checksums({name: (source[name], target[name]) for name in source}, tenant)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from contextlib import AsyncExitStack
 from typing import TypeVar
 
@@ -80,18 +80,25 @@ async def copy_tenant_parallel(src_dsn: str, dst_dsn: str, plan: Plan, tenant: s
             if on_table is not None:
                 on_table(results[name])
 
-        try:
-            async with asyncio.TaskGroup() as group:
-                for name in wanted:
-                    group.create_task(load(name))
-        except ExceptionGroup as failed:
-            raise _the_error(failed) from failed
+        await all_or_none(*(load(name) for name in wanted))
     async with db.connection(src_dsn) as src, db.connection(dst_dsn) as dst:
         if tables is None:
             await restore_cycle_links(src, dst, plan)
         await advance_sequences(dst, plan, wanted)
         await dst.commit()
     return [results[name] for name in wanted]
+
+
+async def all_or_none(*work: Coroutine[object, object, T]) -> list[T]:
+    """Await every coroutine at once; the first failure cancels the rest before it is raised. (Plain
+    asyncio.gather leaves the others running: they would go on writing to connections and files that the
+    caller is already closing and removing, and fail later with a misleading second error.)"""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one) for one in work]
+    except ExceptionGroup as failed:
+        raise _the_error(failed) from failed
+    return [task.result() for task in tasks]
 
 
 def _the_error(failed: ExceptionGroup) -> Exception:
@@ -143,7 +150,7 @@ async def in_one_snapshot(dsn: str, chosen: list[RowSelection], connections: int
                 async with use_snapshot(conn, snapshot):
                     results[index] = await work(conn, chosen[index])
 
-        await asyncio.gather(*(drain(conn) for conn in conns))
+        await all_or_none(*(drain(conn) for conn in conns))
     return [results[index] for index in range(len(chosen))]
 
 
@@ -173,7 +180,7 @@ async def verify_tenant_parallel(src_dsn: str, dst_dsn: str, plan: Plan, tenant:
                                  connections: int = DEFAULT_CONNECTIONS) -> dict[str, TableChecksum]:
     """verify_tenant with both servers working at once, each over `connections` connections."""
     chosen = selections(plan, tenant)
-    source, target = await asyncio.gather(
+    source, target = await all_or_none(
         snapshot_checksums(src_dsn, chosen, connections),
         snapshot_checksums(dst_dsn, [s.whole_table() for s in chosen], connections))
     return matched_checksums({name: (source[name], target[name]) for name in source}, tenant)
