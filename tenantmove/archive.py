@@ -214,7 +214,9 @@ class ArchiveWriter:
             path.unlink(missing_ok=True)
             raise engine_error(exc, table=selection.table, action="export") from exc
         except OSError as exc:  # the archive's disk, not the database: full, read-only, no permission
-            self._discard()
+            # Only this table's file: sibling tables may still be writing theirs (discard() after they stop).
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
             raise disk_error(exc, self.path.parent, f"write table {selection.table}") from exc
         except BaseException:
             path.unlink(missing_ok=True)
@@ -262,9 +264,9 @@ class ArchiveWriter:
             raise
         return sink, rows
 
-    def _discard(self) -> None:
+    def discard(self) -> None:
         """Remove this unfinished archive's files: on a full disk they only keep it full, and without a
-        manifest nothing would ever read them."""
+        manifest nothing would ever read them. Call it once nothing is adding tables any more."""
         with contextlib.suppress(OSError):
             for stale in self.path.iterdir():
                 if stale.name.endswith((".copy.gz", ".tmp")):
@@ -289,7 +291,7 @@ class ArchiveWriter:
             os.replace(tmp, self.path / MANIFEST)
             _fsync_dir(self.path)
         except OSError as exc:
-            self._discard()
+            self.discard()
             raise disk_error(exc, self.path.parent, "write the manifest") from exc
         self._finished = True
         return manifest

@@ -173,7 +173,11 @@ async def export_parallel(dsn: str, writer: ArchiveWriter, chosen: list[RowSelec
             on_table(selection.table)
         await writer.add_table(conn, selection, positions[selection.table])
 
-    await in_one_snapshot(dsn, chosen, connections, one)
+    try:
+        await in_one_snapshot(dsn, chosen, connections, one)
+    except BaseException:
+        writer.discard()  # every reader has stopped: in_one_snapshot cancels the others on the first failure
+        raise
 
 
 async def verify_tenant_parallel(src_dsn: str, dst_dsn: str, plan: Plan, tenant: str, *,
