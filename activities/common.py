@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -102,13 +103,13 @@ def heartbeats_itself(fn: Callable[..., Awaitable[R]]) -> Callable[..., Awaitabl
     return fn
 
 
-async def _beat_forever(interval: float) -> None:
+async def _beat_forever(interval: float, details: Callable[[], Any] | None = None) -> None:
     while True:
         await asyncio.sleep(interval)
-        activity.heartbeat()
+        activity.heartbeat(*([details()] if details is not None else []))
 
 
-def _keep_alive() -> asyncio.Task[None] | None:
+def _keep_alive(details: Callable[[], Any] | None = None) -> asyncio.Task[None] | None:
     """Heartbeats while the activity runs, when its step has a heartbeat timeout: that timeout is how Temporal
     notices a killed worker, so a step retried elsewhere within seconds instead of after its start-to-close
     timeout (hours for verify and cleanup). A hung query still ends at the start-to-close timeout."""
@@ -117,4 +118,16 @@ def _keep_alive() -> asyncio.Task[None] | None:
     timeout = activity.info().heartbeat_timeout
     if not timeout:
         return None
-    return asyncio.create_task(_beat_forever(max(timeout.total_seconds() / 4, 0.1)))
+    return asyncio.create_task(_beat_forever(max(timeout.total_seconds() / 4, 0.1), details))
+
+
+@asynccontextmanager
+async def beating(details: Callable[[], Any]) -> AsyncIterator[None]:
+    """The keep-alive for one long stretch (an index build) of an activity that heartbeats itself: it beats
+    with `details()`, so the progress a retry resumes from is kept."""
+    beat = _keep_alive(details)
+    try:
+        yield
+    finally:
+        if beat is not None:
+            beat.cancel()

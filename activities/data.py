@@ -7,7 +7,7 @@ from pathlib import Path
 
 from temporalio import activity
 
-from activities.common import Deps, boundary, heartbeats_itself
+from activities.common import Deps, beating, boundary, heartbeats_itself
 from activities.models import (
     CleanupInput,
     CleanupResult,
@@ -28,6 +28,7 @@ from tenantmove.archive import ArchiveWriter, load_table, read_manifest, verify_
 from tenantmove.checksum import table_checksum
 from tenantmove.cleanup import delete_tenant_rows
 from tenantmove.copy import CopyResult
+from tenantmove.deferred_indexes import build_deferred_indexes, defer_indexes
 from tenantmove.errors import ArchiveError, IntegrityProblem
 from tenantmove.logs import get_logger
 from tenantmove.mover import restore_cycle_links, selections, suspend_cycle_links
@@ -103,12 +104,22 @@ class DataActivities:
         async with db.connection(self.deps.shared_dsn) as src, db.connection(dedicated) as dst:
             plan = await self.deps.plan(src)
             await suspend_cycle_links(dst, plan)
+            if self.deps.settings.defer_target_indexes:
+                await defer_indexes(dst, plan.schema, plan.load_order)
             await db.settle(src)
             await copy_tenant_parallel(
                 self.deps.shared_dsn, dedicated, plan, input.tenant_id, connections=input.parallel_tables,
                 tables=[name for name in plan.load_order if name not in done], on_progress=progress,
                 on_table=table_done, max_rows_per_second=self.deps.settings.copy_max_rows_per_second)
             await restore_cycle_links(src, dst, plan)
+
+        def index_built(name: str) -> None:
+            activity.heartbeat(ImportProgress(done=done, note=f"index {name} built").model_dump())
+            log.info("index built", index=name)
+
+        # Also after a resume that found every table done: the indexes may be what the crash interrupted.
+        async with beating(lambda: ImportProgress(done=done, note="building indexes").model_dump()):
+            await build_deferred_indexes(dedicated, connections=input.parallel_tables, on_index=index_built)
         return ImportResult(tables=rows, resumed_from=list(previous.done))
 
     @activity.defn

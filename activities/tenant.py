@@ -31,7 +31,7 @@ from tenantmove.notify import Notification
 from tenantmove.precheck import PrecheckQueries, blocking, run_precheck
 from tenantmove.recommend import recommend
 from tenantmove.stats import tenant_figures
-from tenantmove.survey import survey_tenant
+from tenantmove.survey import survey_tenant_parallel
 
 
 class TenantActivities:
@@ -56,9 +56,10 @@ class TenantActivities:
                                        "(another migration or an operator holds it)", tenant=input.tenant_id)
             self.deps.provider(input.target)
             plan = await self.deps.plan(conn)
-            survey = await survey_tenant(conn, plan, input.tenant_id, orphans=False, conflicts=False)
             figures = await tenant_figures(conn, self.deps.settings.stats_queries, input.tenant_id)
             await conn.rollback()
+        survey = await survey_tenant_parallel(self.deps.shared_dsn, plan, input.tenant_id, orphans=False,
+                                              conflicts=False, connections=self.deps.settings.parallel_tables)
         tables = {name: t.rows for name, t in survey.tables.items() if plan.tables[name].copied}
         stats = TenantStats(figures=figures, rows=sum(tables.values()),
                             bytes=sum(t.bytes for t in survey.tables.values()), tables=tables)
@@ -68,10 +69,17 @@ class TenantActivities:
     @activity.defn
     @boundary
     async def precheck(self, input: PrecheckInput) -> PrecheckResult:
+        rules = self.deps.settings.precheck_rules()
         async with db.connection(self.deps.shared_dsn) as conn:
             plan = await self.deps.plan(conn)
-            findings = await run_precheck(conn, plan, input.tenant_id, self.deps.settings.precheck_rules(),
-                                          PrecheckQueries())
+            await conn.rollback()
+        # The survey reads every copied table (and, for integrity, every row that could reach two tenants):
+        # spread over the connections the import will use, as verify is.
+        survey = await survey_tenant_parallel(self.deps.shared_dsn, plan, input.tenant_id, orphans=False,
+                                              conflicts=rules.check_integrity,
+                                              connections=self.deps.settings.parallel_tables)
+        async with db.connection(self.deps.shared_dsn) as conn:
+            findings = await run_precheck(conn, plan, input.tenant_id, rules, PrecheckQueries(), survey=survey)
             await conn.rollback()
         stopping = blocking(findings)
         if stopping:

@@ -8,9 +8,10 @@ from psycopg import sql
 from tenantmove import db
 from tenantmove.capture import Capture
 from tenantmove.checksum import TableChecksum, table_checksum
+from tenantmove.concurrent import all_or_none
 from tenantmove.copy import engine_error
 from tenantmove.mover import matched_checksums, selections
-from tenantmove.parallel import DEFAULT_CONNECTIONS, all_or_none, snapshot_checksums
+from tenantmove.parallel import DEFAULT_CONNECTIONS, snapshot_checksums
 from tenantmove.plan import Plan
 from tenantmove.replay import ChangedKeys, apply_changes, table_oids
 

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
-from typing import TypeVar
 
 import psycopg
 
 from tenantmove import db
 from tenantmove.archive import ArchiveWriter
 from tenantmove.checksum import TableChecksum, table_checksum
+from tenantmove.concurrent import all_or_none, in_one_snapshot
 from tenantmove.copy import CopyResult, copy_rows
-from tenantmove.errors import EngineError
 from tenantmove.mover import (
     TableProgress,
     matched_checksums,
@@ -28,7 +27,6 @@ from tenantmove.selection import tenant_selection
 from tenantmove.sequences import advance_sequences
 from tenantmove.snapshot import exported_snapshot, use_snapshot
 
-T = TypeVar("T")
 Pair = tuple[psycopg.AsyncConnection, psycopg.AsyncConnection]
 DEFAULT_CONNECTIONS = 4
 
@@ -89,69 +87,12 @@ async def copy_tenant_parallel(src_dsn: str, dst_dsn: str, plan: Plan, tenant: s
     return [results[name] for name in wanted]
 
 
-async def all_or_none(*work: Coroutine[object, object, T]) -> list[T]:
-    """Await every coroutine at once; the first failure cancels the rest before it is raised. (Plain
-    asyncio.gather leaves the others running: they would go on writing to connections and files that the
-    caller is already closing and removing, and fail later with a misleading second error.)"""
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(one) for one in work]
-    except ExceptionGroup as failed:
-        raise _the_error(failed) from failed
-    return [task.result() for task in tasks]
-
-
-def _the_error(failed: ExceptionGroup) -> Exception:
-    """One error out of a TaskGroup's, typed: the activity boundary maps engine errors (a permanent one is not
-    retried, its message is masked) and would see an ExceptionGroup as an unknown, retryable error. A
-    permanent error wins over a transient one (a lost server fails every table at once)."""
-    leaves: list[Exception] = []
-    pending: list[Exception] = [failed]
-    while pending:
-        exc = pending.pop(0)
-        if isinstance(exc, ExceptionGroup):
-            pending[:0] = list(exc.exceptions)
-        else:
-            leaves.append(exc)
-    engine = [exc for exc in leaves if isinstance(exc, EngineError)]
-    return next((exc for exc in engine if not exc.retryable), None) or (engine or leaves)[0]
-
-
 async def _open_pairs(stack: AsyncExitStack, src_dsn: str, dst_dsn: str, count: int) -> asyncio.Queue[Pair]:
     pool: asyncio.Queue[Pair] = asyncio.Queue()
     for _ in range(count):
         pool.put_nowait((await stack.enter_async_context(db.connection(src_dsn)),
                          await stack.enter_async_context(db.connection(dst_dsn))))
     return pool
-
-
-async def in_one_snapshot(dsn: str, chosen: list[RowSelection], connections: int,
-                          work: Callable[[psycopg.AsyncConnection, RowSelection], Awaitable[T]],
-                          snapshot_id: str | None = None) -> list[T]:
-    """work(conn, selection) for every selection, over up to `connections` connections that all adopt one
-    exported snapshot (the caller's, or one exported here); each connection takes the next selection when
-    it is free. Results in input order."""
-    async with AsyncExitStack() as stack:
-        if snapshot_id is None:
-            coordinator = await stack.enter_async_context(db.connection(dsn))
-            snapshot = await stack.enter_async_context(exported_snapshot(coordinator))
-        else:
-            snapshot = snapshot_id
-        conns = [await stack.enter_async_context(db.connection(dsn))
-                 for _ in range(min(connections, len(chosen)) or 1)]
-        results: dict[int, T] = {}
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for index in range(len(chosen)):
-            queue.put_nowait(index)
-
-        async def drain(conn: psycopg.AsyncConnection) -> None:
-            while not queue.empty():
-                index = queue.get_nowait()
-                async with use_snapshot(conn, snapshot):
-                    results[index] = await work(conn, chosen[index])
-
-        await all_or_none(*(drain(conn) for conn in conns))
-    return [results[index] for index in range(len(chosen))]
 
 
 async def snapshot_checksums(dsn: str, chosen: list[RowSelection], connections: int = DEFAULT_CONNECTIONS,

@@ -145,9 +145,19 @@ class LocalPostgres:
                 time.sleep(0.05)
         raise EnvironmentProblem(f"postgres on port {self.port} did not accept connections in {timeout}s")
 
-    def stop(self, mode: str = "fast") -> None:
-        if self.is_running():
-            self._cmd("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop", timeout=60)
+    def stop(self, mode: str = "fast", timeout: float = 60) -> None:
+        """Stop the server; a `fast` or `smart` stop that has not finished in `timeout` s (its shutdown
+        checkpoint on a slow disk, a backend that does not die) becomes an immediate one, which always ends
+        (the next start recovers from the WAL), so a stopped server never stays half shut down."""
+        if not self.is_running():
+            return
+        try:
+            self._cmd("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "-t", str(int(timeout)), "stop",
+                      timeout=timeout + 10)
+        except (subprocess.TimeoutExpired, EnvironmentProblem):
+            if mode == "immediate":
+                raise
+            self._cmd("pg_ctl", "-D", str(self.data_dir), "-m", "immediate", "-w", "stop", timeout=60)
 
     def destroy(self) -> None:
         self.stop("immediate")

@@ -12,7 +12,7 @@ from psycopg import sql
 from tenantmove.db import settle
 from tenantmove.errors import ConfigError, PrecheckFailed, TenantNotFound
 from tenantmove.plan import Plan
-from tenantmove.survey import survey_tenant
+from tenantmove.survey import Survey, survey_tenant
 
 
 @dataclass(frozen=True)
@@ -97,14 +97,16 @@ def _count_finding(check: str, what: str, value: int, limit: int | None) -> Find
 
 
 async def run_precheck(conn: psycopg.AsyncConnection, plan: Plan, tenant: str, rules: PrecheckRules,
-                       queries: PrecheckQueries) -> list[Finding]:
+                       queries: PrecheckQueries, *, survey: Survey | None = None) -> list[Finding]:
     """Every check's finding, blocking or not; the caller decides (see blocking / raise_on_blocking).
-    Reads only, in one transaction that is rolled back (db.settle first)."""
+    Reads only, in one transaction that is rolled back (db.settle first). `survey`: one the caller made
+    already (survey_tenant_parallel, with conflicts=rules.check_integrity), else it is made here."""
     findings: list[Finding] = []
     params: dict[str, object] = {"tenant": tenant, "minutes": rules.active_minutes}
     await settle(conn)
     async with conn.transaction(force_rollback=True):
-        survey = await survey_tenant(conn, plan, tenant, orphans=False, conflicts=rules.check_integrity)
+        if survey is None:
+            survey = await survey_tenant(conn, plan, tenant, orphans=False, conflicts=rules.check_integrity)
         if survey.tables[plan.tenant_table].rows == 0:
             raise TenantNotFound(f"expected tenant {tenant!r} in {plan.schema}.{plan.tenant_table}, found none",
                                  tenant=tenant, table=plan.tenant_table)

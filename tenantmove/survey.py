@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
+from tenantmove.concurrent import in_one_snapshot
 from tenantmove.errors import IntegrityProblem
 from tenantmove.plan import Plan, Role
 from tenantmove.rows import RowSelection
@@ -92,27 +93,51 @@ def has_several_rules(plan: Plan, table: str) -> bool:
 
 async def survey_tenant(conn: psycopg.AsyncConnection, plan: Plan, tenant: str, *,
                         orphans: bool = True, conflicts: bool = True) -> Survey:
+    """The survey over one connection, table by table (in the caller's transaction, if any)."""
     builder = SelectionBuilder(plan)
     result = Survey(tenant)
-    for name, tp in plan.tables.items():
-        if not tp.copied:
-            result.tables[name] = TableSurvey(name, tp.role.value, 0, 0)
-            continue
-        rows, size = await _count(conn, builder.rows(name), tenant)
-        orphan_count, conflict_count = 0, 0
-        orphan_sample: tuple[str, ...] = ()
-        conflict_sample: tuple[str, ...] = ()
-        if tp.role is Role.OWNED and orphans:
-            orphan_count, orphan_sample = await _sample(
-                conn, builder.orphan_rows(name, telling_columns(plan, name)), tenant)
-        if tp.role is Role.OWNED and conflicts and has_several_rules(plan, name):
-            conflict_count, conflict_sample = await _sample(
-                conn, builder.conflict_rows(name, telling_columns(plan, name)), tenant)
-        result.tables[name] = TableSurvey(name, tp.role.value, rows, size, orphan_count, orphan_sample,
-                                          conflict_count, conflict_sample)
-        if conflicts:
-            result.cross_references += await _cross_references(conn, plan, builder, name, tenant)
+    for name in plan.tables:
+        table, references = await survey_table(conn, plan, builder, name, tenant, orphans, conflicts)
+        result.tables[name] = table
+        result.cross_references += references
     return result
+
+
+async def survey_tenant_parallel(dsn: str, plan: Plan, tenant: str, *, connections: int,
+                                 orphans: bool = True, conflicts: bool = True) -> Survey:
+    """The same survey over `connections` connections that share one exported snapshot, so that its counts
+    agree with each other as one transaction's would; each table's queries run on one of them."""
+    builder = SelectionBuilder(plan)
+    names = list(plan.tables)
+
+    async def one(conn: psycopg.AsyncConnection, name: str) -> tuple[TableSurvey, list[CrossReference]]:
+        return await survey_table(conn, plan, builder, name, tenant, orphans, conflicts)
+
+    result = Survey(tenant)
+    for name, (table, references) in zip(names, await in_one_snapshot(dsn, names, connections, one), strict=True):
+        result.tables[name] = table
+        result.cross_references += references
+    return result
+
+
+async def survey_table(conn: psycopg.AsyncConnection, plan: Plan, builder: SelectionBuilder, name: str,
+                       tenant: str, orphans: bool, conflicts: bool) -> tuple[TableSurvey, list[CrossReference]]:
+    tp = plan.tables[name]
+    if not tp.copied:
+        return TableSurvey(name, tp.role.value, 0, 0), []
+    rows, size = await _count(conn, builder.rows(name), tenant)
+    orphan_count, conflict_count = 0, 0
+    orphan_sample: tuple[str, ...] = ()
+    conflict_sample: tuple[str, ...] = ()
+    if tp.role is Role.OWNED and orphans:
+        orphan_count, orphan_sample = await _sample(
+            conn, builder.orphan_rows(name, telling_columns(plan, name)), tenant)
+    if tp.role is Role.OWNED and conflicts and has_several_rules(plan, name):
+        conflict_count, conflict_sample = await _sample(
+            conn, builder.conflict_rows(name, telling_columns(plan, name)), tenant)
+    references = await _cross_references(conn, plan, builder, name, tenant) if conflicts else []
+    return TableSurvey(name, tp.role.value, rows, size, orphan_count, orphan_sample, conflict_count,
+                       conflict_sample), references
 
 
 async def _cross_references(conn: psycopg.AsyncConnection, plan: Plan, builder: SelectionBuilder, table: str,

@@ -51,9 +51,10 @@ async def _migrate(temporal_env, pg_shared, pg_target, template, tmp_path, kind:
             if status.state is State.COMPLETED:
                 assert await _target_sums(world.deps.dedicated_dsn(report.database), moved) == before
                 assert list(fake.projects) == [report.database.provider_id]
-                plan.kind = ""  # the test's own clean-up goes unfaulted
-                for project_id in list(fake.projects):
-                    await neon.delete_project(project_id)
+                plan.kind = ""  # the test's own clean-up goes unfaulted, and with a patient client
+                async with httpx.AsyncClient(timeout=60) as calm:
+                    for project_id in list(fake.projects):
+                        await NeonClient(calm, fake.url, API_KEY).delete_project(project_id)
             else:
                 assert status.state is State.ROLLED_BACK, status.log[-6:]
                 assert await shared_sums(world.shared) == shared_before

@@ -12,7 +12,7 @@ from tenantmove.errors import IntegrityProblem
 from tenantmove.explain import explain_row, explain_table
 from tenantmove.mover import compare_tenant, copy_tenant, verify_tenant
 from tenantmove.plan import plan_schema
-from tenantmove.survey import survey_tenant
+from tenantmove.survey import survey_tenant, survey_tenant_parallel
 
 from . import docs_schema
 from .conftest import create_database
@@ -195,3 +195,18 @@ async def test_explain_says_why_a_row_belongs_or_not(docs_pair):
     assert "orphan" in "\n".join(no.lines("link", [orphan], "1"))
     assert not other.copied and other.owned_by_other_tenant
     assert not missing.found
+
+
+@pytest.mark.parametrize("connections", [1, 3])
+async def test_the_survey_over_several_connections_finds_what_one_connection_finds(docs_pair, connections):
+    shared, _ = docs_pair
+    async with db.connection(shared, autocommit=True) as conn:
+        await conn.execute("INSERT INTO link (document_id, dataroom_id, slug) VALUES (3, 'room-2', 'two-owners')")
+        await conn.execute("INSERT INTO view (link_id, viewer_id, viewed_at) SELECT l.id, u.id, "
+                           "'2024-05-05 05:05:05+00' FROM link l, app_user u "
+                           "WHERE l.slug = 'team-only-link' AND u.email = 'guest@two'")
+        plan = await _plan(shared)
+        alone = await survey_tenant(conn, plan, "1")
+    spread = await survey_tenant_parallel(shared, plan, "1", connections=connections)
+    assert alone.problems and alone.tables["link"].conflicts == 1 and alone.tables["view"].orphans > 0
+    assert spread == alone

@@ -66,6 +66,9 @@ async def test_happy_path_moves_exactly_the_tenant_and_leaks_no_secret(temporal_
     dsn = world.deps.dedicated_dsn(report.database)
     # The dedicated database holds exactly what the hand-written predicates select, table by table.
     assert await _target_sums(dsn, moved) == before_rows
+    # ...with every index shared has (the plain ones were built after the load), and no trace of the deferral
+    assert await _indexes(dsn) == await _indexes(world.shared)
+    assert '"AuditLog_tenantId_createdAt_idx"' in str(await _indexes(dsn))
     # Shared: the tenant's owned rows are gone, the tenant row is switched, everything else is untouched.
     after = await shared_sums(world.shared)
     for table in after:
@@ -94,6 +97,14 @@ async def test_happy_path_moves_exactly_the_tenant_and_leaks_no_secret(temporal_
     assert imported and all(line["tenant"] == TENANT and line["workflow_id"] == handle.id and
                             line["activity"] == "import_tenant" and line["table"] for line in imported)
     assert "import" in history and world.log.getvalue()
+
+
+async def _indexes(dsn: str) -> dict[str, str]:
+    """Index name -> definition, of every schema but the catalogs (a leftover deferral schema would show)."""
+    async with db.connection(dsn) as conn:
+        cur = await conn.execute("SELECT schemaname || '.' || indexname, indexdef FROM pg_indexes "
+                                 "WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'tenantmove_capture')")
+        return dict(await cur.fetchall())
 
 
 def psycopg_password(dsn: str) -> str:
