@@ -14,6 +14,30 @@ from tenantmove.db import with_database
 from tenantmove.pgserver import LocalPostgres, debian_bin_dir
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """On a timeout pytest-timeout prints every thread's stack, but an asyncio test's thread only shows the
+    event loop waiting: print every task's stack too, which is where a hang is."""
+    try:
+        import pytest_timeout
+    except ImportError:
+        return
+    threads_only = pytest_timeout.dump_stacks
+
+    def dump_stacks(terminal) -> None:  # noqa: ANN001 - pytest's TerminalWriter
+        import asyncio
+        import io
+
+        threads_only(terminal)
+        loop = asyncio._get_running_loop()
+        for task in asyncio.all_tasks(loop) if loop is not None else ():
+            out = io.StringIO()
+            task.print_stack(file=out)
+            terminal.sep("~", title=f"asyncio task {task.get_name()}")
+            terminal.write(out.getvalue())
+
+    pytest_timeout.dump_stacks = dump_stacks
+
+
 @pytest.fixture(autouse=True)
 def _fresh_logging() -> Iterator[None]:
     """structlog's configuration is process-global: a test that configures it must not leak into the next."""
