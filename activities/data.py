@@ -28,7 +28,7 @@ from tenantmove.archive import ArchiveWriter, load_table, read_manifest, verify_
 from tenantmove.checksum import table_checksum
 from tenantmove.cleanup import delete_tenant_rows
 from tenantmove.copy import CopyResult
-from tenantmove.deferred_indexes import build_deferred_indexes, defer_indexes
+from tenantmove.deferred import defer_for_load, finish_load
 from tenantmove.errors import ArchiveError, IntegrityProblem
 from tenantmove.logs import get_logger
 from tenantmove.mover import restore_cycle_links, selections, suspend_cycle_links
@@ -104,8 +104,8 @@ class DataActivities:
         async with db.connection(self.deps.shared_dsn) as src, db.connection(dedicated) as dst:
             plan = await self.deps.plan(src)
             await suspend_cycle_links(dst, plan)
-            if self.deps.settings.defer_target_indexes:
-                await defer_indexes(dst, plan.schema, plan.load_order)
+            if self.deps.settings.defer_target_constraints:
+                await defer_for_load(dst, plan.schema, plan.load_order)
             await db.settle(src)
             await copy_tenant_parallel(
                 self.deps.shared_dsn, dedicated, plan, input.tenant_id, connections=input.parallel_tables,
@@ -113,13 +113,13 @@ class DataActivities:
                 on_table=table_done, max_rows_per_second=self.deps.settings.copy_max_rows_per_second)
             await restore_cycle_links(src, dst, plan)
 
-        def index_built(name: str) -> None:
-            activity.heartbeat(ImportProgress(done=done, note=f"index {name} built").model_dump())
-            log.info("index built", index=name)
+        def put_back(name: str) -> None:
+            activity.heartbeat(ImportProgress(done=done, note=f"{name} put back").model_dump())
+            log.info("index or foreign key put back", name=name)
 
-        # Also after a resume that found every table done: the indexes may be what the crash interrupted.
-        async with beating(lambda: ImportProgress(done=done, note="building indexes").model_dump()):
-            await build_deferred_indexes(dedicated, connections=input.parallel_tables, on_index=index_built)
+        # Also after a resume that found every table done: the crash may have interrupted this part.
+        async with beating(lambda: ImportProgress(done=done, note="building indexes, validating keys").model_dump()):
+            await finish_load(dedicated, connections=input.parallel_tables, on_item=put_back)
         return ImportResult(tables=rows, resumed_from=list(previous.done))
 
     @activity.defn

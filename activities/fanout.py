@@ -22,7 +22,7 @@ from activities.models import (
     PlanImportResult,
 )
 from tenantmove import db
-from tenantmove.deferred_indexes import build_deferred_indexes, defer_indexes
+from tenantmove.deferred import defer_for_load, finish_load
 from tenantmove.errors import TransientError
 from tenantmove.mover import restore_cycle_links, suspend_cycle_links
 from tenantmove.parallel import copy_table
@@ -41,14 +41,14 @@ class FanoutActivities:
     @activity.defn
     @boundary
     async def plan_import(self, input: PlanImportInput) -> PlanImportResult:
-        """The tables in load order with the parents each waits for; cycle links suspended and plain indexes
-        deferred on the target."""
+        """The tables in load order with the parents each waits for; cycle links suspended, plain indexes and
+        foreign keys deferred on the target."""
         async with db.connection(self.deps.shared_dsn) as src, \
                 db.connection(self.deps.dedicated_dsn(input.database)) as dst:
             plan = await self.deps.plan(src)
             await suspend_cycle_links(dst, plan)
-            if self.deps.settings.defer_target_indexes:
-                await defer_indexes(dst, plan.schema, plan.load_order)
+            if self.deps.settings.defer_target_constraints:
+                await defer_for_load(dst, plan.schema, plan.load_order)
         return PlanImportResult(order=list(plan.load_order), parents=load_parents(plan))
 
     @activity.defn
@@ -104,13 +104,12 @@ class FanoutActivities:
     @boundary
     async def finish_import(self, input: FinishImportInput) -> FinishImportResult:
         """Add back the suspended cycle links (validating them), advance the copied tables' sequences and
-        build the deferred indexes."""
+        put back the deferred indexes and foreign keys."""
         async with db.connection(self.deps.shared_dsn) as src, \
                 db.connection(self.deps.dedicated_dsn(input.database)) as dst:
             plan = await self.deps.plan(src)
             await restore_cycle_links(src, dst, plan)
             moved = await advance_sequences(dst, plan, input.tables)
             await dst.commit()
-        await build_deferred_indexes(self.deps.dedicated_dsn(input.database),
-                                     connections=self.deps.settings.parallel_tables)
+        await finish_load(self.deps.dedicated_dsn(input.database), connections=self.deps.settings.parallel_tables)
         return FinishImportResult(sequences=moved)

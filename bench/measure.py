@@ -11,7 +11,7 @@ import psycopg
 from psycopg import sql
 
 from tenantmove import db
-from tenantmove.deferred_indexes import build_deferred_indexes, defer_indexes
+from tenantmove.deferred import defer_for_load, finish_load
 from tenantmove.parallel import copy_tenant_parallel, verify_tenant_parallel
 from tenantmove.plan import Plan, plan_schema
 from tenantmove.selection import tenant_selection
@@ -155,16 +155,17 @@ def insert_per_row(src_dsn: str, dst_dsn: str, plan: Plan, tenant: str, limit: i
 
 # ---- the engine: the project's import and verify ---------------------------------------------------------
 async def engine_import(src_dsn: str, dst_dsn: str, plan: Plan, tenant: str, connections: int) -> Measurement:
-    """As the import activity does it: plain indexes deferred, tables in parallel, indexes built after."""
+    """As the import activity does it: plain indexes and foreign keys deferred, tables in parallel, both put
+    back after."""
     started = time.perf_counter()
     async with db.connection(dst_dsn) as dst:
-        await defer_indexes(dst, plan.schema, plan.load_order)
+        await defer_for_load(dst, plan.schema, plan.load_order)
     results = await copy_tenant_parallel(src_dsn, dst_dsn, plan, tenant, connections=connections)
-    built = await build_deferred_indexes(dst_dsn, connections=connections)
+    put_back = await finish_load(dst_dsn, connections=connections)
     seconds = time.perf_counter() - started
     return Measurement("engine import", sum(r.rows for r in results), seconds,
                        note=f"parallel, {connections} connections, one exported snapshot, "
-                            f"{len(built)} plain indexes built after the load")
+                            f"{len(put_back)} plain indexes and foreign keys put back after the load")
 
 
 async def engine_verify(src_dsn: str, dst_dsn: str, plan: Plan, tenant: str, connections: int) -> Measurement:

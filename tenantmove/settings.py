@@ -106,9 +106,9 @@ class Settings(BaseSettings):
                                  description="connections per server for import and verify (tables in parallel)")
     worker_max_activities: int | None = Field(
         default=None, ge=1, description="activities one worker runs at once; unset = the SDK's default (100)")
-    defer_target_indexes: bool = Field(
-        default=True, description="drop the dedicated database's plain secondary indexes for the import and "
-                                  "build them once its rows are in (as pg_restore does)")
+    defer_target_constraints: bool = Field(
+        default=True, description="drop the dedicated database's plain secondary indexes and foreign keys for "
+                                  "the import and put them back once its rows are in (as pg_restore does)")
     import_fanout: bool = Field(default=False, description="import as one activity per table, so that every "
                                                            "worker on the task queue shares the copy")
     freeze_backlog: int = Field(default=2000, ge=0,
