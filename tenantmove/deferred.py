@@ -38,6 +38,7 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_class t ON t.oid = i.indrelid
 WHERE n.nspname = %(schema)s AND t.relname = ANY(%(tables)s)
   AND NOT i.indisprimary AND NOT i.indisunique AND NOT i.indisexclusion AND i.indisvalid
+  AND c.relkind = 'i' AND NOT c.relispartition  -- partitioned tables keep theirs: a partition's is its parent's
   AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
 """)
 # Foreign keys of the loaded tables; not on partitioned tables (no NOT VALID there before PostgreSQL 18).

@@ -128,3 +128,22 @@ async def test_a_target_without_plain_indexes_or_foreign_keys_keeps_no_record(pg
         assert await defer_for_load(conn, "public", ["t"]) == []
     assert not _schema_exists(dsn)
     assert await finish_load(dsn, connections=2) == []
+
+
+async def test_a_partitioned_table_keeps_its_indexes_and_keys(pg_target):
+    """A partition's index and foreign key belong to its parent's (they cannot be dropped alone), and the
+    parent's foreign key cannot come back NOT VALID: partitioned tables load with theirs in place."""
+    dsn = create_database(pg_target, "deferred")
+    with psycopg.connect(dsn) as conn:
+        conn.execute("CREATE TABLE parent (id int PRIMARY KEY)")
+        conn.execute("CREATE TABLE event (id int, parent_id int REFERENCES parent (id), at date NOT NULL, "
+                     "PRIMARY KEY (id, at)) PARTITION BY RANGE (at)")
+        conn.execute("CREATE TABLE event_2024 PARTITION OF event FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')")
+        conn.execute("CREATE INDEX event_parent_idx ON event (parent_id)")
+        conn.execute("CREATE TABLE plain (id int PRIMARY KEY, parent_id int REFERENCES parent (id))")
+    before = _shape(dsn)
+    async with db.connection(dsn) as conn:
+        waiting = await defer_for_load(conn, "public", ["parent", "event", "event_2024", "plain"])
+    assert [w.table for w in waiting] == ["plain"]
+    assert await finish_load(dsn, connections=2) == ["plain_parent_id_fkey"]
+    assert _shape(dsn) == before
