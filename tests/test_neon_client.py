@@ -48,9 +48,11 @@ def fake(pg_target) -> Iterator[FakeNeon]:
 async def rig(fake, tmp_path) -> AsyncIterator[Rig]:
     log = io.StringIO()
     configure("json", stream=log)
-    async with httpx.AsyncClient(timeout=5) as http:
+    # Patient timeouts: the fake creates and drops real databases, which on a busy machine can take seconds
+    # (a DROP DATABASE waits for a checkpoint); the fault tests (test_faults_neon.py) time out on purpose.
+    async with httpx.AsyncClient(timeout=60) as http:
         client = NeonClient(http, fake.url, API_KEY, backoff=0.01, max_backoff=0.1, poll_interval=0.02, lock_wait=5)
-        provider = NeonProvider(client, FileSecretStore(tmp_path / "secrets"), operation_timeout=10)
+        provider = NeonProvider(client, FileSecretStore(tmp_path / "secrets"), operation_timeout=60)
         yield Rig(fake, client, provider, log, http)
         for project_id in list(fake.projects):  # nothing left behind on the shared test server
             await client.delete_project(project_id)

@@ -47,9 +47,9 @@ def _validate(spec: dict[str, Any], pointer: str, body: Any) -> None:
 async def test_every_served_response_matches_the_spec(spec, pg_target, tmp_path) -> None:
     fake = FakeNeon(pg_target.dsn(), API_KEY, operation_delay=0.05).start()
     try:
-        async with httpx.AsyncClient(timeout=5) as http:
+        async with httpx.AsyncClient(timeout=60) as http:  # patient: the fake makes real databases
             client = NeonClient(http, fake.url, API_KEY, backoff=0.01, poll_interval=0.02)
-            provider = NeonProvider(client, FileSecretStore(tmp_path), operation_timeout=10)
+            provider = NeonProvider(client, FileSecretStore(tmp_path), operation_timeout=60)
             db = await provider.create("spec-orchestra")
             pid = db.provider_id
             await provider.find("spec-orchestra")

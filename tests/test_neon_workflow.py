@@ -29,7 +29,7 @@ API_KEY = "napi_workflow_5a4b3c2d1e0f9876secret"
 async def neon_world(pg_shared, pg_target, stagesub_template, tmp_path):
     fake = FakeNeon(pg_target.dsn(), API_KEY, operation_delay=0.05).start()
     try:
-        async with httpx.AsyncClient(timeout=10) as http:
+        async with httpx.AsyncClient(timeout=60) as http:  # patient: the fake makes real databases
             world = await make_world(pg_shared, pg_target, stagesub_template, tmp_path, http)
             client = NeonClient(http, fake.url, API_KEY, backoff=0.05, poll_interval=0.05)
             world.deps.providers = {**world.deps.providers, "neon": NeonProvider(client, world.deps.secrets)}

@@ -96,7 +96,7 @@ async def scan_world(pg_shared, pg_target, stagesub_template, tmp_path):
     level = logging.getLogger().level
     logging.getLogger().setLevel(logging.DEBUG)
     try:
-        async with httpx.AsyncClient(timeout=10) as http:
+        async with httpx.AsyncClient(timeout=60) as http:  # patient: the fake makes real databases
             world = await make_world(pg_shared, pg_target, stagesub_template, tmp_path, http)
             shared, shared_password = with_password(pg_shared.dsn(), world.shared)
             admin, admin_password = with_password(pg_target.dsn(), pg_target.dsn())
