@@ -73,12 +73,11 @@ class TenantActivities:
         async with db.connection(self.deps.shared_dsn) as conn:
             plan = await self.deps.plan(conn)
             await conn.rollback()
-        # The survey reads every copied table (and, for integrity, every row that could reach two tenants):
-        # spread over the connections the import will use, as verify is.
-        survey = await survey_tenant_parallel(self.deps.shared_dsn, plan, input.tenant_id, orphans=False,
-                                              conflicts=rules.check_integrity,
-                                              connections=self.deps.settings.parallel_tables)
-        async with db.connection(self.deps.shared_dsn) as conn:
+            # The survey reads every copied table (and, for integrity, every row that could reach two
+            # tenants): spread over the connections the import will use, as verify is.
+            survey = await survey_tenant_parallel(self.deps.shared_dsn, plan, input.tenant_id, orphans=False,
+                                                  conflicts=rules.check_integrity,
+                                                  connections=self.deps.settings.parallel_tables)
             findings = await run_precheck(conn, plan, input.tenant_id, rules, PrecheckQueries(), survey=survey)
             await conn.rollback()
         stopping = blocking(findings)
