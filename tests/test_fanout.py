@@ -11,7 +11,7 @@ from workflows.client import start_migration
 
 from . import stagesub_expect as expect
 from .test_worker_kill import _worker
-from .test_workflow import _expected_sums, _target_sums
+from .test_workflow import _expected_sums, _target_sums, schema_shape
 from .world import approve
 
 TENANT = "sibelius-sinfonia"
@@ -65,6 +65,7 @@ async def test_fanout_copies_each_table_in_its_own_activity(temporal_env, world)
     assert report.state is State.COMPLETED
     assert set(workers) >= set(MOVED) and len(workers) == len(set(workers))  # each table copied once
     assert await _target_sums(world.deps.dedicated_dsn(report.database), MOVED) == expected
+    assert await schema_shape(world.deps.dedicated_dsn(report.database)) == await schema_shape(world.shared)
 
 
 async def test_two_worker_processes_share_the_copy(dev_env, world, tmp_path):
@@ -90,3 +91,4 @@ async def test_two_worker_processes_share_the_copy(dev_env, world, tmp_path):
     assert report.state is State.COMPLETED
     assert len(set(copied_by.values())) == 2, copied_by  # both processes copied tables
     assert await _target_sums(world.deps.dedicated_dsn(report.database), MOVED) == expected
+    assert await schema_shape(world.deps.dedicated_dsn(report.database)) == await schema_shape(world.shared)

@@ -66,9 +66,11 @@ async def test_happy_path_moves_exactly_the_tenant_and_leaks_no_secret(temporal_
     dsn = world.deps.dedicated_dsn(report.database)
     # The dedicated database holds exactly what the hand-written predicates select, table by table.
     assert await _target_sums(dsn, moved) == before_rows
-    # ...with every index shared has (the plain ones were built after the load), and no trace of the deferral
-    assert await _indexes(dsn) == await _indexes(world.shared)
-    assert '"AuditLog_tenantId_createdAt_idx"' in str(await _indexes(dsn))
+    # ...with every index and key shared has (plain indexes built and foreign keys validated after the load),
+    # and no trace of the deferral
+    shape = await schema_shape(dsn)
+    assert shape == await schema_shape(world.shared)
+    assert "index public.AuditLog_tenantId_createdAt_idx" in shape and "constraint public.AuditLog_userId_fkey" in shape
     # Shared: the tenant's owned rows are gone, the tenant row is switched, everything else is untouched.
     after = await shared_sums(world.shared)
     for table in after:
@@ -99,11 +101,17 @@ async def test_happy_path_moves_exactly_the_tenant_and_leaks_no_secret(temporal_
     assert "import" in history and world.log.getvalue()
 
 
-async def _indexes(dsn: str) -> dict[str, str]:
-    """Index name -> definition, of every schema but the catalogs (a leftover deferral schema would show)."""
+async def schema_shape(dsn: str) -> dict[str, str]:
+    """Every index and constraint (name -> definition, and whether it is validated), of every schema but the
+    catalogs and the capture's: a leftover deferral schema, or a key put back unchecked, would show."""
     async with db.connection(dsn) as conn:
-        cur = await conn.execute("SELECT schemaname || '.' || indexname, indexdef FROM pg_indexes "
-                                 "WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'tenantmove_capture')")
+        cur = await conn.execute(
+            "SELECT 'index ' || schemaname || '.' || indexname, indexdef FROM pg_indexes "
+            "WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'tenantmove_capture') "
+            "UNION ALL SELECT 'constraint ' || n.nspname || '.' || c.conname, "
+            "pg_get_constraintdef(c.oid) || CASE WHEN c.convalidated THEN '' ELSE ' (unchecked)' END "
+            "FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
+            "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenantmove_capture')")
         return dict(await cur.fetchall())
 
 
