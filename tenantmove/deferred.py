@@ -112,20 +112,20 @@ async def finish_load(dst_dsn: str, *, connections: int, on_item: Callable[[str]
     record dropped. Idempotent. Returns the names put back."""
     async with db.connection(dst_dsn, autocommit=True) as conn:
         try:
-            cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (_record().as_string(conn),))
-            row = await cur.fetchone()
-            if row is None or not row[0]:
+            if not await _exists(conn, _record()):
                 return []
             items = await _recorded(conn)
-            indexes = [i for i in items if i.kind == "index" and not await _index_exists(conn, i)]
+            indexes = [i for i in items if i.kind == "index"
+                       and not await _exists(conn, sql.Identifier(i.schema, i.name))]
             keys = [i for i in items if i.kind == "foreign key"]
-            added = {i.name: await _key_state(conn, i) for i in keys}
+            # By the whole item: a key's name is unique only on its own table.
+            added = {i: await _key_state(conn, i) for i in keys}
             for item in keys:
-                if added[item.name] is None:  # NOT VALID: takes its locks for a moment, reads no row
+                if added[item] is None:  # NOT VALID: takes its locks for a moment, reads no row
                     await conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}{}").format(
                         sql.Identifier(item.schema, item.table), sql.Identifier(item.name), sql.SQL(item.definition),
                         sql.SQL(" NOT VALID") if item.validated else sql.SQL("")))
-            unchecked = [i for i in keys if i.validated and not added[i.name]]
+            unchecked = [i for i in keys if i.validated and not added[i]]
         except psycopg.Error as exc:
             raise engine_error(exc, table="*", action="read the deferred indexes and foreign keys") from exc
 
@@ -141,12 +141,11 @@ async def finish_load(dst_dsn: str, *, connections: int, on_item: Callable[[str]
     await _spread(dst_dsn, connections, unchecked, validate, on_item)
     async with db.connection(dst_dsn, autocommit=True) as conn:
         await conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
-    return [i.name for i in indexes] + [i.name for i in keys if added[i.name] is None]
+    return [i.name for i in indexes] + [i.name for i in keys if added[i] is None]
 
 
-async def _index_exists(conn: psycopg.AsyncConnection, item: Deferred) -> bool:
-    cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL",
-                             (sql.Identifier(item.schema, item.name).as_string(conn),))
+async def _exists(conn: psycopg.AsyncConnection, relation: sql.Identifier) -> bool:
+    cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (relation.as_string(conn),))
     row = await cur.fetchone()
     return bool(row and row[0])
 

@@ -147,3 +147,28 @@ async def test_a_partitioned_table_keeps_its_indexes_and_keys(pg_target):
     assert [w.table for w in waiting] == ["plain"]
     assert await finish_load(dsn, connections=2) == ["plain_parent_id_fkey"]
     assert _shape(dsn) == before
+
+
+async def test_foreign_keys_of_the_same_name_on_two_tables_come_back_each_as_it_was(pg_target):
+    """A constraint's name is unique only on its table: a retry where one of two same-named keys is back and
+    the other is not must add the missing one and leave the other, not take one for the other."""
+    dsn = create_database(pg_target, "deferred")
+    with psycopg.connect(dsn) as conn:
+        conn.execute("CREATE TABLE parent (id int PRIMARY KEY)")
+        for child in ("a_child", "b_child"):
+            conn.execute(f"CREATE TABLE {child} (id int PRIMARY KEY, parent_id int, "
+                         "CONSTRAINT fk_parent FOREIGN KEY (parent_id) REFERENCES parent (id))")
+    keys = "SELECT conrelid::regclass::text, pg_get_constraintdef(oid), convalidated FROM pg_constraint " \
+           "WHERE conname = 'fk_parent' ORDER BY 1"
+    with psycopg.connect(dsn) as conn:
+        before = conn.execute(keys).fetchall()
+    async with db.connection(dsn) as conn:
+        waiting = await defer_for_load(conn, "public", ["parent", "a_child", "b_child"])
+    assert sorted(w.table for w in waiting) == ["a_child", "b_child"]
+    a_key = next(w for w in waiting if w.table == "a_child")
+    with psycopg.connect(dsn) as conn:  # an interrupted finish: a_child's key is back, not yet validated
+        conn.execute(f"ALTER TABLE a_child ADD CONSTRAINT fk_parent {a_key.definition} NOT VALID")
+    assert await finish_load(dsn, connections=2) == ["fk_parent"]  # b_child's, added now
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute(keys).fetchall() == before  # both back, on their own tables, validated
+    assert len(before) == 2 and all(row[2] for row in before)
