@@ -38,6 +38,15 @@ def _any(parts: list[sql.Composable]) -> sql.Composable:
     return sql.SQL("(") + sql.SQL(" OR ").join(sql.SQL("({})").format(p) for p in parts) + sql.SQL(")")
 
 
+def _key_in(alias: str, key: tuple[str, ...], branches: list[sql.Composable]) -> sql.Composable:
+    """alias's `key` is among the keys the branches return (none NULL), as two-valued as EXISTS: false, never
+    NULL, for a NULL key, so that the test may also be negated."""
+    present = [sql.SQL("{} IS NOT NULL").format(sql.Identifier(alias, c)) for c in key]
+    test = sql.SQL("({}) IN ({})").format(sql.SQL(", ").join(sql.Identifier(alias, c) for c in key),
+                                          sql.SQL(" UNION ALL ").join(branches))
+    return sql.SQL("({})").format(sql.SQL(" AND ").join([*present, test]))
+
+
 @dataclass
 class _Query:
     """The CTEs one query needs, in dependency order, and whether any is recursive."""
@@ -217,16 +226,23 @@ class SelectionBuilder:
         return sql.SQL(" AND ").join(checks) if checks else sql.SQL("TRUE")
 
     def _referenced(self, q: _Query, table: str, alias: str) -> sql.Composable:
+        """The row is referenced by a copied row of some referrer. One IN per referenced key, over the UNION ALL
+        of every referrer's copied, non-NULL keys: at the top of a WHERE, Postgres makes it a semi-join (one
+        pass over each referrer). An OR of correlated EXISTS ran once per candidate row instead, and scanned
+        the whole referrer whenever the planner guessed a match would come soon: it cannot know that a user's
+        log rows all belong to that user's tenant (2 s of a 5 s import, for 58 users and 580k log rows)."""
         tp = self.plan.tables[table]
-        parts: list[sql.Composable] = []
+        by_key: dict[tuple[str, ...], list[sql.Composable]] = {}
         for fk in tp.ref_edges:
             if fk.table == table:
                 continue
             child = q.alias()
-            parts.append(sql.SQL("EXISTS (SELECT 1 FROM {} {} WHERE {} AND {})").format(
+            present = [sql.SQL("{} IS NOT NULL").format(sql.Identifier(child, c)) for c in fk.columns]
+            by_key.setdefault(fk.ref_columns, []).append(sql.SQL("SELECT {} FROM {} {} WHERE {}").format(
+                sql.SQL(", ").join(sql.Identifier(child, c) for c in fk.columns),
                 sql.Identifier(self.schema, fk.table), sql.Identifier(child),
-                _eq(child, fk.columns, alias, fk.ref_columns), self.copy_member(q, fk.table, child)))
-        return _any(parts)
+                sql.SQL(" AND ").join([*present, self.copy_member(q, fk.table, child)])))
+        return _any([_key_in(alias, key, branches) for key, branches in by_key.items()])
 
     def _tenant_test(self, column: sql.Composable, type_name: str, mode: Mode) -> sql.Composable:
         # The id is cast to the column's own type: one parameter compared with text and uuid columns in the
