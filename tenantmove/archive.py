@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from tenantmove.archive_crypt import FrameReader, FrameWriter
 from tenantmove.checksum import TableChecksum, read_snapshot, table_checksum
 from tenantmove.copy import column_types, engine_error
+from tenantmove.copy_out import CopyOut
 from tenantmove.crypto import KeyRing
 from tenantmove.errors import ArchiveError
 from tenantmove.rows import RowSelection
@@ -239,23 +240,18 @@ class ArchiveWriter:
                       ) -> tuple[_TableFile, int]:
         sink = _TableFile(path, self.level, self.keys)
         pending: asyncio.Future[None] | None = None
-        buffer = bytearray()
         try:
-            async with conn.cursor() as cur:
-                statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT text)").format(selection.query)
-                async with cur.copy(statement, dict(selection.params) or None) as copy:
-                    async for data in copy:
-                        buffer += data
-                        if len(buffer) >= BLOCK:
-                            if pending is not None:
-                                await pending
-                            block, buffer = bytes(buffer), bytearray()
-                            pending = asyncio.ensure_future(asyncio.to_thread(sink.write, block))
-                rows = cur.rowcount
+            statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT text)").format(selection.query)
+            async with CopyOut(conn, statement, selection.params, chunk_bytes=BLOCK) as copy:
+                async for chunk in copy:
+                    if pending is not None:
+                        await pending
+                    # CopyOut hands over each chunk and starts a new one: the thread may keep it.
+                    pending = asyncio.ensure_future(asyncio.to_thread(sink.write, bytes(chunk)))
+            rows = copy.rows or 0
             if pending is not None:
                 await pending
                 pending = None
-            await asyncio.to_thread(sink.write, bytes(buffer))
             await asyncio.to_thread(sink.close)
         except BaseException:
             if pending is not None:

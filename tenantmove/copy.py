@@ -13,6 +13,7 @@ import psycopg
 from psycopg import AsyncConnection, sql
 
 from tenantmove.checksum import read_snapshot, table_checksum
+from tenantmove.copy_out import CopyOut
 from tenantmove.errors import (
     DatabaseUnavailable,
     EngineError,
@@ -27,7 +28,7 @@ CopyMethod = Literal["load", "merge", "replace", "skip"]
 ProgressCallback = Callable[[int, int], None]
 
 # COPY TO sends one CopyData message per row; writing each on its own costs one libpq call and one await per
-# row, so rows are gathered up to this many bytes before each write (and each progress report).
+# row, so CopyOut gathers rows up to this many bytes before each write (and each progress report).
 DEFAULT_CHUNK_BYTES = 256 * 1024
 
 # Types with OIDs below FirstGenbkiObjectId (10000) are assigned in the catalog sources and are the same on
@@ -137,28 +138,20 @@ async def pipe(src: AsyncConnection, dst: AsyncConnection, selection: RowSelecti
     copy_in = sql.SQL("COPY {} ({}) FROM STDIN {}").format(target, selection.column_list, options)
     # Progress rows count CopyData messages: PostgreSQL sends one per row (copyto.c, CopySendEndOfRow), plus a
     # trailer in binary format. That is free to count and honest as an estimate; the final count comes from
-    # the COPY command tags and is checked on both sides.
-    messages = nbytes = 0
-    buffer = bytearray()
+    # the COPY command tags and is checked on both sides. CopyOut reads the rows libpq holds many at a time.
+    nbytes = 0
     started = time.monotonic()
-    async with src.cursor() as out_cur, dst.cursor() as in_cur:
+    async with dst.cursor() as in_cur:
         async with in_cur.copy(copy_in) as writer:
-            async with out_cur.copy(copy_out, dict(selection.params) or None) as reader:
-                async for data in reader:
-                    buffer += data
-                    messages += 1
-                    if len(buffer) >= chunk_bytes:
-                        chunk, buffer = buffer, bytearray()
-                        await writer.write(chunk)
-                        nbytes += len(chunk)
-                        if on_progress is not None:
-                            on_progress(messages, nbytes)
-                        if max_rows_per_second > 0:
-                            await _keep_pace(started, messages, max_rows_per_second)
-            if buffer:
-                await writer.write(buffer)
-                nbytes += len(buffer)
-        sent, received = out_cur.rowcount, in_cur.rowcount
+            async with CopyOut(src, copy_out, selection.params, chunk_bytes=chunk_bytes) as reader:
+                async for chunk in reader:
+                    await writer.write(chunk)
+                    nbytes += len(chunk)
+                    if on_progress is not None and reader.rows is None:  # the last chunk: reported below
+                        on_progress(reader.messages, nbytes)
+                    if max_rows_per_second > 0:
+                        await _keep_pace(started, reader.messages, max_rows_per_second)
+        sent, received = reader.rows, in_cur.rowcount
     if sent != received:
         raise IntegrityProblem(f"expected the target to accept the {sent} rows read from the source, "
                                f"found {received}", table=selection.table)
