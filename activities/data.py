@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from temporalio import activity
 
@@ -28,11 +30,12 @@ from tenantmove.archive import ArchiveWriter, load_table, read_manifest, verify_
 from tenantmove.checksum import table_checksum
 from tenantmove.cleanup import delete_tenant_rows
 from tenantmove.copy import CopyResult
-from tenantmove.deferred import defer_for_load, finish_load
+from tenantmove.deferred import defer_for_load, finish_load, put_back_as_loaded
 from tenantmove.errors import ArchiveError, IntegrityProblem
 from tenantmove.logs import get_logger
 from tenantmove.mover import restore_cycle_links, selections, suspend_cycle_links
 from tenantmove.parallel import copy_tenant_parallel, export_parallel, verify_tenant_parallel
+from tenantmove.plan_order import key_references
 from tenantmove.smoke import post_migration_checks
 
 HEARTBEAT_SECONDS = 2.0
@@ -70,8 +73,9 @@ class DataActivities:
     @boundary
     @heartbeats_itself
     async def import_tenant(self, input: ImportInput) -> ImportResult:
-        """Copy the tables over `parallel_tables` connection pairs, each table once its parents are in,
-        heartbeating the tables done; a retry after a worker crash copies only the tables the heartbeat had
+        """Copy the tables over `parallel_tables` connection pairs, largest first, each table once the parents
+        its target keys check are in, putting deferred indexes and keys back as tables load, heartbeating the
+        tables done; a retry after a worker crash copies only the tables the heartbeat had
         not recorded (copy_rows would skip them anyway, at the price of a checksum on both sides)."""
         details = activity.info().heartbeat_details
         previous = ImportProgress.model_validate(details[0]) if details else ImportProgress()
@@ -99,26 +103,39 @@ class DataActivities:
                 done=done, note=f"{len(done)}/{len(plan.load_order)} tables imported, last {result.table}").model_dump())
             log.info("table imported", table=result.table, rows=result.rows, method=result.method)
 
+        def put_back(name: str) -> None:
+            activity.heartbeat(ImportProgress(done=done, note=f"{name} put back").model_dump())
+            log.info("index or foreign key put back", name=name)
+
+        def beat(note: str) -> Callable[[], dict[str, Any]]:
+            return lambda: ImportProgress(done=done, note=note).model_dump()
+
         rows: dict[str, int] = {}
         dedicated = self.deps.dedicated_dsn(input.database)
         async with db.connection(self.deps.shared_dsn) as src, db.connection(dedicated) as dst:
             plan = await self.deps.plan(src)
             await suspend_cycle_links(dst, plan)
-            if self.deps.settings.defer_target_constraints:
-                await defer_for_load(dst, plan.schema, plan.load_order)
+            deferred = await defer_for_load(dst, plan.schema, plan.load_order) \
+                if self.deps.settings.defer_target_constraints else []
             await db.settle(src)
-            await copy_tenant_parallel(
-                self.deps.shared_dsn, dedicated, plan, input.tenant_id, connections=input.parallel_tables,
-                tables=[name for name in plan.load_order if name not in done], on_progress=progress,
-                on_table=table_done, max_rows_per_second=self.deps.settings.copy_max_rows_per_second)
+            loading = [name for name in plan.load_order if name not in done]
+            # The indexes and keys of the tables loaded first are built while the largest ones still load.
+            async with beating(beat("importing; the indexes of loaded tables building")), put_back_as_loaded(
+                    dedicated, deferred, loading=loading, references=key_references(plan),
+                    connections=input.parallel_tables, on_item=put_back) as loaded:
+                def imported(result: CopyResult) -> None:
+                    table_done(result)
+                    loaded(result.table)
+
+                await copy_tenant_parallel(
+                    self.deps.shared_dsn, dedicated, plan, input.tenant_id, connections=input.parallel_tables,
+                    tables=loading, on_progress=progress, on_table=imported,
+                    max_rows_per_second=self.deps.settings.copy_max_rows_per_second)
             await restore_cycle_links(src, dst, plan)
 
-        def put_back(name: str) -> None:
-            activity.heartbeat(ImportProgress(done=done, note=f"{name} put back").model_dump())
-            log.info("index or foreign key put back", name=name)
-
-        # Also after a resume that found every table done: the crash may have interrupted this part.
-        async with beating(lambda: ImportProgress(done=done, note="building indexes, validating keys").model_dump()):
+        # What is left (all of it after a resume that found every table done: the crash may have interrupted
+        # the put-back), each key checked, and the record dropped.
+        async with beating(beat("building indexes, validating keys")):
             await finish_load(dedicated, connections=input.parallel_tables, on_item=put_back)
         return ImportResult(tables=rows, resumed_from=list(previous.done))
 

@@ -11,9 +11,10 @@ import psycopg
 from psycopg import sql
 
 from tenantmove import db
-from tenantmove.deferred import defer_for_load, finish_load
+from tenantmove.deferred import defer_for_load, finish_load, put_back_as_loaded
 from tenantmove.parallel import copy_tenant_parallel, verify_tenant_parallel
 from tenantmove.plan import Plan, plan_schema
+from tenantmove.plan_order import key_references
 from tenantmove.selection import tenant_selection
 from tenantmove.settings import Settings
 
@@ -159,13 +160,16 @@ async def engine_import(src_dsn: str, dst_dsn: str, plan: Plan, tenant: str, con
     back after."""
     started = time.perf_counter()
     async with db.connection(dst_dsn) as dst:
-        await defer_for_load(dst, plan.schema, plan.load_order)
-    results = await copy_tenant_parallel(src_dsn, dst_dsn, plan, tenant, connections=connections)
-    put_back = await finish_load(dst_dsn, connections=connections)
+        deferred = await defer_for_load(dst, plan.schema, plan.load_order)
+    async with put_back_as_loaded(dst_dsn, deferred, loading=plan.load_order, references=key_references(plan),
+                                  connections=connections) as loaded:
+        results = await copy_tenant_parallel(src_dsn, dst_dsn, plan, tenant, connections=connections,
+                                             on_table=lambda result: loaded(result.table))
+    await finish_load(dst_dsn, connections=connections)
     seconds = time.perf_counter() - started
     return Measurement("engine import", sum(r.rows for r in results), seconds,
-                       note=f"parallel, {connections} connections, one exported snapshot, "
-                            f"{len(put_back)} plain indexes and foreign keys put back after the load")
+                       note=f"parallel, {connections} connections, one exported snapshot, largest tables first; "
+                            f"{len(deferred)} plain indexes and foreign keys put back as their tables load")
 
 
 async def engine_verify(src_dsn: str, dst_dsn: str, plan: Plan, tenant: str, connections: int) -> Measurement:

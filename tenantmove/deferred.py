@@ -16,7 +16,8 @@ fails its validation, naming it. Only ever for a freshly created dedicated datab
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import psycopg
@@ -121,27 +122,96 @@ async def finish_load(dst_dsn: str, *, connections: int, on_item: Callable[[str]
             # By the whole item: a key's name is unique only on its own table.
             added = {i: await _key_state(conn, i) for i in keys}
             for item in keys:
-                if added[item] is None:  # NOT VALID: takes its locks for a moment, reads no row
-                    await conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}{}").format(
-                        sql.Identifier(item.schema, item.table), sql.Identifier(item.name), sql.SQL(item.definition),
-                        sql.SQL(" NOT VALID") if item.validated else sql.SQL("")))
+                if added[item] is None:
+                    await _add_key(conn, item)
             unchecked = [i for i in keys if i.validated and not added[i]]
         except psycopg.Error as exc:
             raise engine_error(exc, table="*", action="read the deferred indexes and foreign keys") from exc
 
-    async def build(conn: psycopg.AsyncConnection, item: Deferred) -> None:
-        # The definition is the server's own (pg_get_indexdef), recorded by defer_for_load.
-        await conn.execute(sql.SQL(item.definition))
-
-    async def validate(conn: psycopg.AsyncConnection, item: Deferred) -> None:
-        await conn.execute(sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
-            sql.Identifier(item.schema, item.table), sql.Identifier(item.name)))
-
-    await _spread(dst_dsn, connections, indexes, build, on_item)
-    await _spread(dst_dsn, connections, unchecked, validate, on_item)
+    await _spread(dst_dsn, connections, indexes, _build, on_item)
+    await _spread(dst_dsn, connections, unchecked, _validate_key, on_item)
     async with db.connection(dst_dsn, autocommit=True) as conn:
         await conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
     return [i.name for i in indexes] + [i.name for i in keys if added[i] is None]
+
+
+@asynccontextmanager
+async def put_back_as_loaded(dst_dsn: str, items: list[Deferred], *, loading: Iterable[str],
+                             references: Mapping[tuple[str, str], str], connections: int,
+                             on_item: Callable[[str], None] | None = None
+                             ) -> AsyncIterator[Callable[[str], None]]:
+    """While the block loads `loading`, put back each deferred item as soon as it can be: a table's indexes
+    once the table is loaded, a foreign key once its table and the one it references (`references`, by
+    (table, key name)) are; tables not in `loading` count as loaded. Yields loaded(table), to call once a
+    table's rows are committed. The copy's tail then overlaps the put-back of the tables done before it,
+    where a single large table left the other cores idle. finish_load does what is left (what waited for a
+    table that failed to load), checks the rest, and drops the record. An error here is raised when the
+    block ends, after the block's own."""
+    pending = list(items)
+    waiting = set(loading)
+    queue: asyncio.Queue[Deferred | None] = asyncio.Queue()
+
+    def loaded(table: str) -> None:
+        waiting.discard(table)
+        release()
+
+    def release() -> None:
+        for item in list(pending):
+            needs = {item.table, references.get((item.table, item.name), item.table)} if item.kind == "foreign key" \
+                else {item.table}
+            if not needs & waiting:
+                pending.remove(item)
+                queue.put_nowait(item)
+
+    async def worker() -> None:
+        async with _builder(dst_dsn) as conn:
+            while (item := await queue.get()) is not None:
+                await _one(conn, item, _put_back, on_item)
+
+    workers = [asyncio.create_task(worker()) for _ in range(min(connections, len(items)))]
+    try:
+        release()  # what needs none of the tables being loaded goes at once
+        yield loaded
+    except BaseException:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        raise
+    for _ in workers:
+        queue.put_nowait(None)
+    for outcome in await asyncio.gather(*workers, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+async def _put_back(conn: psycopg.AsyncConnection, item: Deferred) -> None:
+    """One item back as it was, unless it is back already (a retry's, or finish_load's)."""
+    if item.kind == "index":
+        if not await _exists(conn, sql.Identifier(item.schema, item.name)):
+            await _build(conn, item)
+        return
+    state = await _key_state(conn, item)
+    if state is None:
+        await _add_key(conn, item)
+    if item.validated and not state:
+        await _validate_key(conn, item)
+
+
+async def _build(conn: psycopg.AsyncConnection, item: Deferred) -> None:
+    # The definition is the server's own (pg_get_indexdef), recorded by defer_for_load.
+    await conn.execute(sql.SQL(item.definition))
+
+
+async def _add_key(conn: psycopg.AsyncConnection, item: Deferred) -> None:
+    """NOT VALID when it is to be validated: takes its locks for a moment and reads no row."""
+    await conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}{}").format(
+        sql.Identifier(item.schema, item.table), sql.Identifier(item.name), sql.SQL(item.definition),
+        sql.SQL(" NOT VALID") if item.validated else sql.SQL("")))
+
+
+async def _validate_key(conn: psycopg.AsyncConnection, item: Deferred) -> None:
+    await conn.execute(sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
+        sql.Identifier(item.schema, item.table), sql.Identifier(item.name)))
 
 
 async def _exists(conn: psycopg.AsyncConnection, relation: sql.Identifier) -> bool:
@@ -167,16 +237,27 @@ async def _spread(dsn: str, connections: int, items: list[Deferred],
         queue.put_nowait(item)
 
     async def worker() -> None:
-        async with db.connection(dsn, autocommit=True) as conn:
-            await conn.execute("SELECT set_config('maintenance_work_mem', %s, false)", (BUILD_MEMORY,))
+        async with _builder(dsn) as conn:
             while not queue.empty():
-                item = queue.get_nowait()
-                try:
-                    await work(conn, item)
-                except psycopg.Error as exc:
-                    raise engine_error(exc, table=item.table, action=f"put back {item.kind} {item.name}") from exc
-                if on_item is not None:
-                    on_item(item.name)
+                await _one(conn, queue.get_nowait(), work, on_item)
 
     if items:
         await all_or_none(*(worker() for _ in range(min(connections, len(items)))))
+
+
+@asynccontextmanager
+async def _builder(dsn: str) -> AsyncIterator[psycopg.AsyncConnection]:
+    async with db.connection(dsn, autocommit=True) as conn:
+        await conn.execute("SELECT set_config('maintenance_work_mem', %s, false)", (BUILD_MEMORY,))
+        yield conn
+
+
+async def _one(conn: psycopg.AsyncConnection, item: Deferred,
+               work: Callable[[psycopg.AsyncConnection, Deferred], Awaitable[None]],
+               on_item: Callable[[str], None] | None) -> None:
+    try:
+        await work(conn, item)
+    except psycopg.Error as exc:
+        raise engine_error(exc, table=item.table, action=f"put back {item.kind} {item.name}") from exc
+    if on_item is not None:
+        on_item(item.name)

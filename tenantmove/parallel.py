@@ -29,6 +29,11 @@ from tenantmove.snapshot import exported_snapshot, use_snapshot
 
 Pair = tuple[psycopg.AsyncConnection, psycopg.AsyncConnection]
 DEFAULT_CONNECTIONS = 4
+_TARGET_KEYS = """
+SELECT c.relname, p.relname FROM pg_catalog.pg_constraint k
+JOIN pg_catalog.pg_class c ON c.oid = k.conrelid JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace
+JOIN pg_catalog.pg_class p ON p.oid = k.confrelid JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace
+WHERE k.contype = 'f' AND cn.nspname = %(schema)s AND pn.nspname = %(schema)s"""
 
 
 async def copy_table(src: psycopg.AsyncConnection, dst: psycopg.AsyncConnection, plan: Plan, tenant: str,
@@ -48,17 +53,18 @@ async def copy_tenant_parallel(src_dsn: str, dst_dsn: str, plan: Plan, tenant: s
                                snapshot_id: str | None = None, on_progress: TableProgress | None = None,
                                on_table: Callable[[CopyResult], None] | None = None,
                                max_rows_per_second: float = 0) -> list[CopyResult]:
-    """Copy the tenant's tables (or just `tables`) over `connections` pairs of connections. A table starts as
-    soon as its parents are loaded, so the target's foreign keys hold at every commit; every reader adopts
+    """Copy the tenant's tables (or just `tables`) over `connections` pairs of connections, largest first. A
+    table starts once the parents it has a foreign key to on the target are loaded, so the target's keys hold
+    at every commit (with the keys deferred, every table may start at once); every reader adopts
     one snapshot (exported here, or the caller's `snapshot_id`), so the tables agree with each other as a
     sequential copy in one transaction would. Idempotent per table, like copy_rows."""
     wanted = [name for name in plan.load_order if tables is None or name in set(tables)]
-    parents = load_parents(plan)
     async with AsyncExitStack() as stack:
         coordinator = await stack.enter_async_context(db.connection(src_dsn))
         target = await stack.enter_async_context(db.connection(dst_dsn))
         if tables is None:
             await suspend_cycle_links(target, plan)
+        parents = await enforced_parents(target, plan)
         snapshot = snapshot_id or await stack.enter_async_context(exported_snapshot(coordinator))
         pool = await _open_pairs(stack, src_dsn, dst_dsn, min(connections, len(wanted)) or 1)
         loaded = {name: asyncio.Event() for name in wanted}
@@ -78,13 +84,24 @@ async def copy_tenant_parallel(src_dsn: str, dst_dsn: str, plan: Plan, tenant: s
             if on_table is not None:
                 on_table(results[name])
 
-        await all_or_none(*(load(name) for name in wanted))
+        # Largest first (by size on shared): with nothing to wait for, as when the target's foreign keys are
+        # deferred, the long tables start at once and the small ones share the other connections.
+        await all_or_none(*(load(name) for name in sorted(wanted, key=lambda n: -plan.catalog.table(n).total_bytes)))
     async with db.connection(src_dsn) as src, db.connection(dst_dsn) as dst:
         if tables is None:
             await restore_cycle_links(src, dst, plan)
         await advance_sequences(dst, plan, wanted)
         await dst.commit()
     return [results[name] for name in wanted]
+
+
+async def enforced_parents(target: psycopg.AsyncConnection, plan: Plan) -> dict[str, list[str]]:
+    """load_parents, less the parents whose foreign key the target does not have (yet): a child may load
+    before a parent whose key defer_for_load dropped, since nothing checks it until the key is back."""
+    cur = await target.execute(_TARGET_KEYS, {"schema": plan.schema})
+    enforced = {(child, parent) for child, parent in await cur.fetchall()}
+    await db.settle(target)
+    return {name: [p for p in parents if (name, p) in enforced] for name, parents in load_parents(plan).items()}
 
 
 async def _open_pairs(stack: AsyncExitStack, src_dsn: str, dst_dsn: str, count: int) -> asyncio.Queue[Pair]:

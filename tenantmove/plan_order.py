@@ -135,3 +135,9 @@ def load_parents(plan: Plan) -> dict[str, list[str]]:
                   if fk.ref_table in copied and fk.ref_table != name and (name, fk.name) not in suspended}
         parents[name] = [p for p in plan.load_order if p in wanted]
     return parents
+
+
+def key_references(plan: Plan) -> dict[tuple[str, str], str]:
+    """The table each foreign key of the schema references, by (table, key name): a key's name is unique only
+    on its own table."""
+    return {(fk.table, fk.name): fk.ref_table for t in plan.catalog.tables.values() for fk in t.foreign_keys}

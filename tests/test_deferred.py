@@ -4,12 +4,14 @@ a load that broke a foreign key fails naming it."""
 
 from __future__ import annotations
 
+import asyncio
+
 import psycopg
 import pytest
 
 from stagesub.schema import deploy_reference_schema
 from tenantmove import db
-from tenantmove.deferred import SCHEMA, defer_for_load, finish_load
+from tenantmove.deferred import SCHEMA, defer_for_load, finish_load, put_back_as_loaded
 from tenantmove.errors import EngineError
 
 from .conftest import create_database
@@ -172,3 +174,73 @@ async def test_foreign_keys_of_the_same_name_on_two_tables_come_back_each_as_it_
     with psycopg.connect(dsn) as conn:
         assert conn.execute(keys).fetchall() == before  # both back, on their own tables, validated
     assert len(before) == 2 and all(row[2] for row in before)
+
+
+def _parent_child(dsn: str) -> None:
+    with psycopg.connect(dsn) as conn:
+        conn.execute("CREATE TABLE parent (id int PRIMARY KEY, note text)")
+        conn.execute("CREATE INDEX parent_note_idx ON parent (note)")
+        conn.execute("CREATE TABLE child (id int PRIMARY KEY, parent_id int CONSTRAINT child_parent_fk "
+                     "REFERENCES parent (id), note text)")
+        conn.execute("CREATE INDEX child_note_idx ON child (note)")
+        conn.execute("CREATE TABLE other (id int PRIMARY KEY, note text)")
+        conn.execute("CREATE INDEX other_note_idx ON other (note)")
+
+
+REFERENCES = {("child", "child_parent_fk"): "parent"}
+
+
+async def test_items_come_back_as_their_tables_load(pg_target):
+    """A table's index once it is loaded; a foreign key only once the table it references is loaded too."""
+    dsn = create_database(pg_target, "deferred")
+    _parent_child(dsn)
+    before = _shape(dsn)
+    async with db.connection(dsn) as conn:
+        waiting = await defer_for_load(conn, "public", ["parent", "child", "other"])
+    back: list[str] = []
+    arrived = asyncio.Event()
+
+    def on_item(name: str) -> None:
+        back.append(name)
+        arrived.set()
+
+    async def until(count: int) -> None:
+        while len(back) < count:
+            arrived.clear()
+            await asyncio.wait_for(arrived.wait(), 30)
+
+    async with put_back_as_loaded(dsn, waiting, loading=["parent", "child", "other"], references=REFERENCES,
+                                  connections=2, on_item=on_item) as loaded:
+        await asyncio.sleep(0.2)
+        assert back == []  # nothing loaded, nothing back
+        with psycopg.connect(dsn) as conn:
+            conn.execute("INSERT INTO child VALUES (1, 7, 'c')")  # its parent arrives later
+        loaded("child")
+        await until(1)
+        await asyncio.sleep(0.2)
+        assert back == ["child_note_idx"]  # the key waits for parent
+        with psycopg.connect(dsn) as conn:
+            conn.execute("INSERT INTO parent VALUES (7, 'p')")
+        loaded("parent")
+        await until(3)
+        assert sorted(back) == ["child_note_idx", "child_parent_fk", "parent_note_idx"]
+    assert "other_note_idx" not in back  # "other" never loaded: left for finish_load
+    assert await finish_load(dsn, connections=2) == ["other_note_idx"]
+    assert _shape(dsn) == before
+    assert not _schema_exists(dsn)
+
+
+async def test_a_key_that_fails_to_come_back_fails_the_block_naming_it(pg_target):
+    dsn = create_database(pg_target, "deferred")
+    _parent_child(dsn)
+    async with db.connection(dsn) as conn:
+        waiting = await defer_for_load(conn, "public", ["parent", "child"])
+    with psycopg.connect(dsn) as conn:
+        conn.execute("INSERT INTO parent VALUES (1, 'p')")
+        conn.execute("INSERT INTO child VALUES (1, 1, 'a'), (2, 99, 'b')")  # 99: no such parent
+    with pytest.raises(EngineError, match="child_parent_fk"):
+        async with put_back_as_loaded(dsn, waiting, loading=["parent", "child"], references=REFERENCES,
+                                      connections=2) as loaded:
+            loaded("parent")
+            loaded("child")
+    assert _schema_exists(dsn)  # the record stays for the next attempt

@@ -11,9 +11,12 @@ from stagesub.seed import DEFAULT_ORCHESTRAS, seed
 from tenantmove import db
 from tenantmove.checksum import table_checksum
 from tenantmove.cleanup import delete_tenant_rows
+from tenantmove.deferred import defer_for_load, finish_load
 from tenantmove.errors import ChecksumMismatch
 from tenantmove.mover import copy_tenant, verify_tenant
+from tenantmove.parallel import copy_tenant_parallel
 from tenantmove.plan import PlanRules, plan_schema
+from tenantmove.plan_order import load_parents
 from tenantmove.survey import survey_tenant
 
 from . import stagesub_expect as expect
@@ -115,3 +118,33 @@ async def test_a_value_changed_anywhere_on_the_target_is_detected(pg_shared, pg_
                     await verify_tenant(src, conn, plan, MOVED)
             assert len(info.value.tables) == 1, change
             await conn.rollback()
+
+
+@pytest.mark.parametrize("deferred", [False, True], ids=["keys-in-place", "keys-deferred"])
+async def test_tables_load_largest_first_once_no_foreign_key_makes_them_wait(pg_shared, pg_target, shared_template,
+                                                                          deferred):
+    """On one connection the load order shows the schedule: parents first while the target checks foreign
+    keys; with the keys deferred, the largest tables first (a child may then come before its parent), and the
+    keys, put back, still hold."""
+    shared = _copy_of(pg_shared, shared_template)
+    target = create_database(pg_target, "order")
+    deploy_reference_schema(target)
+    async with db.connection(shared) as src:
+        plan = await plan_schema(src, "public", RULES)
+    if deferred:
+        async with db.connection(target) as dst:
+            await defer_for_load(dst, "public", plan.load_order)
+    order: list[str] = []
+    await copy_tenant_parallel(shared, target, plan, MOVED, connections=1, on_table=lambda r: order.append(r.table))
+    position = {name: index for index, name in enumerate(order)}
+    early = [(child, parent) for child, parents in load_parents(plan).items() for parent in parents
+             if position[child] < position[parent]]
+    if deferred:
+        assert order == sorted(plan.load_order, key=lambda name: -plan.catalog.table(name).total_bytes)
+        assert early  # at least one child loaded before its parent
+        assert await finish_load(target, connections=2)  # every key validated over the loaded rows
+    else:
+        assert early == []
+    async with db.connection(shared) as src, db.connection(target) as dst:
+        sums = await verify_tenant(src, dst, plan, MOVED)
+    assert sum(c.rows for c in sums.values()) > 0
