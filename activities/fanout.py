@@ -25,8 +25,7 @@ from tenantmove import db
 from tenantmove.deferred import defer_for_load, finish_load
 from tenantmove.errors import TransientError
 from tenantmove.mover import restore_cycle_links, suspend_cycle_links
-from tenantmove.parallel import copy_table
-from tenantmove.plan_order import load_parents
+from tenantmove.parallel import copy_table, enforced_parents, largest_first
 from tenantmove.sequences import advance_sequences
 from tenantmove.snapshot import exported_snapshot, publish_snapshot, published_snapshot, withdraw_snapshot
 
@@ -41,15 +40,16 @@ class FanoutActivities:
     @activity.defn
     @boundary
     async def plan_import(self, input: PlanImportInput) -> PlanImportResult:
-        """The tables in load order with the parents each waits for; cycle links suspended, plain indexes and
-        foreign keys deferred on the target."""
+        """The tables largest first with the parents each waits for (those whose foreign keys the target
+        checks); cycle links suspended, plain indexes and foreign keys deferred on the target."""
         async with db.connection(self.deps.shared_dsn) as src, \
                 db.connection(self.deps.dedicated_dsn(input.database)) as dst:
             plan = await self.deps.plan(src)
             await suspend_cycle_links(dst, plan)
             if self.deps.settings.defer_target_constraints:
                 await defer_for_load(dst, plan.schema, plan.load_order)
-        return PlanImportResult(order=list(plan.load_order), parents=load_parents(plan))
+            parents = await enforced_parents(dst, plan)
+        return PlanImportResult(order=largest_first(plan, plan.load_order), parents=parents)
 
     @activity.defn
     @boundary

@@ -86,13 +86,18 @@ async def copy_tenant_parallel(src_dsn: str, dst_dsn: str, plan: Plan, tenant: s
 
         # Largest first (by size on shared): with nothing to wait for, as when the target's foreign keys are
         # deferred, the long tables start at once and the small ones share the other connections.
-        await all_or_none(*(load(name) for name in sorted(wanted, key=lambda n: -plan.catalog.table(n).total_bytes)))
+        await all_or_none(*(load(name) for name in largest_first(plan, wanted)))
     async with db.connection(src_dsn) as src, db.connection(dst_dsn) as dst:
         if tables is None:
             await restore_cycle_links(src, dst, plan)
         await advance_sequences(dst, plan, wanted)
         await dst.commit()
     return [results[name] for name in wanted]
+
+
+def largest_first(plan: Plan, tables: Iterable[str]) -> list[str]:
+    """By size on shared, largest first; ties keep their order. The copy's end is the largest table's end."""
+    return sorted(tables, key=lambda name: -plan.catalog.table(name).total_bytes)
 
 
 async def enforced_parents(target: psycopg.AsyncConnection, plan: Plan) -> dict[str, list[str]]:

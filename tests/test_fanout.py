@@ -7,6 +7,7 @@ import asyncio
 from temporalio.api.enums.v1 import EventType
 
 from activities.models import State
+from tenantmove import db
 from workflows.client import start_migration
 
 from . import stagesub_expect as expect
@@ -33,7 +34,7 @@ async def _copy_workers(handle) -> dict[str, str]:
             attrs = event.activity_task_started_event_attributes
             if attrs.scheduled_event_id in scheduled:
                 started[attrs.scheduled_event_id] = attrs.identity
-    return {scheduled[i]: who for i, who in started.items()}
+    return {scheduled[i]: started[i] for i in sorted(started)}  # in the order the copies were scheduled
 
 
 async def _pollers(client, queue: str, count: int) -> None:
@@ -66,6 +67,12 @@ async def test_fanout_copies_each_table_in_its_own_activity(temporal_env, world)
     assert set(workers) >= set(MOVED) and len(workers) == len(set(workers))  # each table copied once
     assert await _target_sums(world.deps.dedicated_dsn(report.database), MOVED) == expected
     assert await schema_shape(world.deps.dedicated_dsn(report.database)) == await schema_shape(world.shared)
+    # The keys deferred, no table waits for its parents: the largest ones are scheduled first.
+    async with db.connection(world.shared) as conn:
+        plan = await world.deps.plan(conn)
+    sizes = {name: plan.catalog.table(name).total_bytes for name in workers}
+    first = list(workers)[:3]
+    assert sorted(sizes[name] for name in first) == sorted(sizes.values())[-3:], (first, sizes)
 
 
 async def test_two_worker_processes_share_the_copy(dev_env, world, tmp_path):
