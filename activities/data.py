@@ -26,7 +26,8 @@ from activities.models import (
     VerifyResult,
 )
 from tenantmove import db
-from tenantmove.archive import ArchiveWriter, load_table, read_manifest, verify_archive
+from tenantmove.archive import ArchiveWriter
+from tenantmove.archive_read import load_table, read_manifest, verify_archive
 from tenantmove.checksum import table_checksum
 from tenantmove.cleanup import delete_tenant_rows
 from tenantmove.copy import CopyResult

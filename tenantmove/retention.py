@@ -10,7 +10,8 @@ from pathlib import Path
 
 import psycopg
 
-from tenantmove.archive import MANIFEST, read_manifest, valid_archive_id
+from tenantmove.archive import MANIFEST, valid_archive_id
+from tenantmove.archive_read import read_manifest
 from tenantmove.errors import ArchiveError, TenantNotFound
 from tenantmove.tenant_state import TenantRegistry, TenantState
 

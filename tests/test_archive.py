@@ -11,7 +11,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tenantmove.archive import ArchiveWriter, Manifest, load_table, read_manifest, verify_archive
+from tenantmove.archive import ArchiveWriter, Manifest
+from tenantmove.archive_read import load_table, read_manifest, verify_archive
 from tenantmove.checksum import table_checksum
 from tenantmove.db import connection
 from tenantmove.errors import ArchiveError

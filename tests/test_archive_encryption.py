@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from tenantmove import archive_crypt
-from tenantmove.archive import ArchiveWriter, Manifest, load_table, verify_archive
+from tenantmove.archive import ArchiveWriter, Manifest
+from tenantmove.archive_read import load_table, verify_archive
 from tenantmove.checksum import table_checksum
 from tenantmove.crypto import KeyRing, new_key
 from tenantmove.db import connection

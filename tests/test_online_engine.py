@@ -92,7 +92,8 @@ async def test_changes_written_during_the_copy_are_replayed(pg_shared, pg_target
 
 
 async def test_parallel_export_writes_the_archive_in_load_order(pg_shared, stagesub_template, tmp_path):
-    from tenantmove.archive import ArchiveWriter, verify_archive
+    from tenantmove.archive import ArchiveWriter
+    from tenantmove.archive_read import verify_archive
     from tenantmove.mover import selections
     from tenantmove.parallel import export_parallel
 
