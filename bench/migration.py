@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.models import Approval, MigrateTenantInput, MigrationOptions, MigrationStatus, State
-from bench.writer import Writer, WriterCheck, WriterReport
+from stagesub.writer import TenantWriter, WriteCheck, WriteLog, check_writes
 from tenantmove import db
 from tenantmove.settings import Settings
 from tenantmove.tenant_state import TenantRegistry
@@ -38,8 +39,8 @@ class MigrationRun:
     worker_peak_rss: int         # VmHWM of the worker process, bytes
     worker_start_rss: int        # VmRSS once the worker served the request step, bytes
     freeze_workflow: float | None  # maintenance on started -> maintenance off finished, from the status
-    writer: WriterReport
-    check: WriterCheck
+    writer: WriteLog
+    check: WriteCheck
     steps: dict[str, float]      # seconds per workflow step
     options: dict[str, Any]      # the options passed beyond the defaults (mode, parallel_tables)
 
@@ -111,7 +112,8 @@ async def run_migration(client: Client, *, shared_dsn: str, admin_dsn: str, tena
     worker = _worker(shared_dsn, admin_dsn, work_dir / "state", address, queue, f"b{uuid.uuid4().hex[:4]}_",
                      work_dir / "worker.log")
     stop = asyncio.Event()
-    writer = Writer(shared_dsn, tenant, interval=writer_interval)
+    writer = TenantWriter(shared_dsn, tenant, rate=1 / writer_interval if writer_interval > 0 else math.inf,
+                          count_errors=True)
     writing = asyncio.create_task(writer.run(stop))
     try:
         input = MigrateTenantInput(tenant_id=tenant, reason="benchmark",
@@ -128,9 +130,9 @@ async def run_migration(client: Client, *, shared_dsn: str, admin_dsn: str, tena
             raise RuntimeError(f"the migration ended {status.state.value}: {status.last_error}")
         report = await handle.result()
         # A moment of writes on the dedicated database: they too must be there afterwards.
-        seen = writer.report.to_dedicated
+        seen = writer.log.writes_to_dedicated
         deadline = time.monotonic() + 10
-        while writer.report.to_dedicated < seen + 10 and time.monotonic() < deadline and not writing.done():
+        while writer.log.writes_to_dedicated < seen + 10 and time.monotonic() < deadline and not writing.done():
             await asyncio.sleep(0.05)
     except BaseException:
         lines = (work_dir / "worker.log").read_text(errors="replace").splitlines()[-20:]
@@ -145,7 +147,7 @@ async def run_migration(client: Client, *, shared_dsn: str, admin_dsn: str, tena
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait(5)
-    check = await writer.check(await _dedicated_url(shared_dsn, tenant), shared_dsn)
+    check = await check_writes(await _dedicated_url(shared_dsn, tenant), written, shared_dsn=shared_dsn)
     return MigrationRun(rows=sum(report.tables.values()), seconds=seconds, worker_peak_rss=peak,
                         worker_start_rss=start_rss, freeze_workflow=_freeze(status), writer=written,
                         check=check, steps=dict(report.timings), options=options)

@@ -86,8 +86,9 @@ class Report:
         for size, run in sorted(self.migrations.items()):
             w, c = run.writer, run.check
             window = f"{run.freeze_workflow:.2f} s" if run.freeze_workflow is not None else "-"
-            lines.append(f"| seeded {size:,} | {w.writes:,} | {w.to_dedicated:,} | {w.errors} | {w.longest_gap:.2f} s |"
-                         f" {window} | {c.expected:,} | {c.found:,} | {c.missing} | {c.wrong} | {c.left_in_shared} |")
+            lines.append(f"| seeded {size:,} | {w.writes:,} | {w.writes_to_dedicated:,} | {w.errors} |"
+                         f" {w.longest_gap:.2f} s | {window} | {c.expected:,} | {c.found:,} | {c.missing} |"
+                         f" {c.wrong} | {c.left_in_shared} |")
         errors = [f"{size:,} rows: {run.writer.last_error}" for size, run in sorted(self.migrations.items())
                   if run.writer.last_error]
         if errors:
