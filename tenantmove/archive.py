@@ -126,6 +126,20 @@ def valid_archive_id(name: str) -> bool:
     return bool(_SAFE_ID.match(name))
 
 
+async def _thread_done(pending: asyncio.Future[None]) -> None:
+    """Wait until a thread's work on a sink is over, even if this task is cancelled meanwhile (a sibling table
+    failed): closing the file under the thread, or skipping the close, leaked its descriptor, and a full
+    disk's tmpfs then stayed busy. A cancellation that came during the wait is raised after it."""
+    cancelled: asyncio.CancelledError | None = None
+    while not pending.done():
+        try:
+            await asyncio.wait([pending])
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    if cancelled is not None:
+        raise cancelled
+
+
 class _TableFile:
     """Synchronous sink for one table's COPY text: hashes, counts rows, compresses, encrypts when given keys
     (runs in a thread). Encryption comes after compression: ciphertext does not compress."""
@@ -238,24 +252,28 @@ class ArchiveWriter:
     async def _stream(self, conn: AsyncConnection, selection: RowSelection, path: Path
                       ) -> tuple[_TableFile, int]:
         sink = _TableFile(path, self.level, self.keys)
+        # The thread's work on the sink, awaited through shield(): a cancelled wait must not cancel the future,
+        # whose being done is the only sign that the thread has let go of the file.
         pending: asyncio.Future[None] | None = None
         try:
             statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT text)").format(selection.query)
             async with CopyOut(conn, statement, selection.params, chunk_bytes=BLOCK) as copy:
                 async for chunk in copy:
                     if pending is not None:
-                        await pending
+                        await asyncio.shield(pending)
                     # CopyOut hands over each chunk and starts a new one: the thread may keep it.
                     pending = asyncio.ensure_future(asyncio.to_thread(sink.write, bytes(chunk)))
             rows = copy.rows or 0
             if pending is not None:
-                await pending
-                pending = None
-            await asyncio.to_thread(sink.close)
+                await asyncio.shield(pending)
+            pending = asyncio.ensure_future(asyncio.to_thread(sink.close))
+            await asyncio.shield(pending)
         except BaseException:
-            if pending is not None:
-                await asyncio.gather(pending, return_exceptions=True)
-            sink.abort()
+            try:
+                if pending is not None:
+                    await _thread_done(pending)
+            finally:
+                sink.abort()
             raise
         return sink, rows
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import stat
+import threading
 from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from tenantmove.archive import ArchiveWriter, Manifest
+from tenantmove.archive import ArchiveWriter, Manifest, _thread_done
 from tenantmove.archive_read import load_table, read_manifest, verify_archive
 from tenantmove.checksum import table_checksum
 from tenantmove.db import connection
@@ -206,3 +208,19 @@ async def test_unfinished_archive_has_no_manifest_and_is_restarted(source: str, 
         ArchiveWriter(tmp_path, "acme-2", "a")
     with pytest.raises(ArchiveError, match="archive id"):
         ArchiveWriter(tmp_path, "../escape", "a")
+
+
+async def test_a_cancelled_export_waits_for_its_writer_thread_before_closing_the_file():
+    """The full-disk race: a table whose own write failed was cancelled (a sibling failed too) while waiting
+    for its writer thread, skipped closing its file and held the descriptor; the disk stayed busy."""
+    release = threading.Event()
+    pending = asyncio.ensure_future(asyncio.to_thread(release.wait, 10))
+    waiter = asyncio.create_task(_thread_done(pending))
+    await asyncio.sleep(0.05)
+    waiter.cancel()  # as the TaskGroup does when a sibling table fails
+    await asyncio.sleep(0.05)
+    assert not waiter.done()  # still waiting for the thread, whatever the cancellation says
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter  # the cancellation is raised once the thread is done
+    assert pending.done() and not pending.cancelled()
