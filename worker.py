@@ -80,7 +80,7 @@ def activities_for(deps: Deps) -> list[Callable[..., Any]]:
             database.create_database, database.drop_database, database.deploy_schema,
             online.start_capture, online.stop_capture, online.replay_changes, online.verify_at_snapshot,
             online.verify_changes,
-            fanout.plan_import, fanout.hold_snapshot, fanout.copy_table, fanout.finish_import,
+            fanout.plan_import, fanout.hold_snapshot, fanout.await_snapshot, fanout.copy_table, fanout.finish_import,
             RetentionActivities(deps).purge_archives]
 
 

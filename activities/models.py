@@ -408,6 +408,10 @@ class HoldSnapshotResult(Frozen):
     seconds: float
 
 
+class SnapshotReadyResult(Frozen):
+    snapshot_id: str
+
+
 class CopyTableInput(Frozen):
     tenant_id: str
     database: DatabaseRef

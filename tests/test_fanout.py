@@ -37,6 +37,23 @@ async def _copy_workers(handle) -> dict[str, str]:
     return {scheduled[i]: started[i] for i in sorted(started)}  # in the order the copies were scheduled
 
 
+async def _snapshot_ready_before_copies(handle) -> bool:
+    """The snapshot was published (await_snapshot completed) before the first copy was scheduled: copies
+    scheduled with the holder could take every activity slot while the holder waited for one."""
+    kinds: dict[int, str] = {}
+    ready = first_copy = None
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            kinds[event.event_id] = name = event.activity_task_scheduled_event_attributes.activity_type.name
+            if name == "copy_table" and first_copy is None:
+                first_copy = event.event_id
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            scheduled = event.activity_task_completed_event_attributes.scheduled_event_id
+            if kinds.get(scheduled) == "await_snapshot" and ready is None:
+                ready = event.event_id
+    return ready is not None and first_copy is not None and ready < first_copy
+
+
 async def _pollers(client, queue: str, count: int) -> None:
     """Wait until `count` worker processes poll the queue for activities: both must be there from the start."""
     from temporalio.api.enums.v1 import TaskQueueType
@@ -97,5 +114,6 @@ async def test_two_worker_processes_share_the_copy(dev_env, world, tmp_path):
             process.wait(10)
     assert report.state is State.COMPLETED
     assert len(set(copied_by.values())) == 2, copied_by  # both processes copied tables
+    assert await _snapshot_ready_before_copies(handle)
     assert await _target_sums(world.deps.dedicated_dsn(report.database), MOVED) == expected
     assert await schema_shape(world.deps.dedicated_dsn(report.database)) == await schema_shape(world.shared)

@@ -21,6 +21,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps import LONG, ONCE, TIMEOUTS
 
 SNAPSHOT_ATTEMPTS = 3
+# Histories recorded before the copies waited for the snapshot replay without that step.
+SNAPSHOT_BEFORE_COPIES = "snapshot-before-copies"
 
 
 def _snapshot_lost(exc: BaseException) -> bool:
@@ -41,6 +43,11 @@ async def copy_tables(tenant: str, database: DatabaseRef, planned: PlanImportRes
             start_to_close_timeout=hold.start_to_close, heartbeat_timeout=hold.heartbeat, retry_policy=ONCE,
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED, summary=f"snapshot {tenant}")
         try:
+            if workflow.patched(SNAPSHOT_BEFORE_COPIES):
+                ready = TIMEOUTS["await_snapshot"]
+                await workflow.execute_activity_method(
+                    FanoutActivities.await_snapshot, HoldSnapshotInput(tenant_id=tenant, import_id=import_id),
+                    start_to_close_timeout=ready.start_to_close, retry_policy=LONG, summary=f"snapshot ready {tenant}")
             await _copy_all(tenant, database, planned, parallel, heartbeat_timeout, import_id, on_table)
             return
         except ActivityError as exc:

@@ -68,6 +68,7 @@ TIMEOUTS: dict[str, Timing] = {
     "finish_import": Timing(timedelta(minutes=30)),
     # Holds a snapshot open for as long as the tables take; one attempt: a new holder means a new snapshot.
     "hold_snapshot": Timing(timedelta(hours=8), timedelta(seconds=5)),  # short: cancels arrive on heartbeats
+    "await_snapshot": Timing(timedelta(minutes=2)),  # each attempt waits SNAPSHOT_WAIT_SECONDS at the most
     "capture_stop": Timing(timedelta(minutes=10)),
     "catch_up": Timing(timedelta(hours=2), timedelta(minutes=2)),
     "final_sync": Timing(timedelta(minutes=30), timedelta(minutes=2)),
