@@ -31,12 +31,11 @@ from tenantmove.archive_read import load_table, read_manifest, verify_archive
 from tenantmove.checksum import table_checksum
 from tenantmove.cleanup import delete_tenant_rows
 from tenantmove.copy import CopyResult
-from tenantmove.deferred import defer_for_load, finish_load, put_back_as_loaded
+from tenantmove.deferred import defer_for_load, finish_load
 from tenantmove.errors import ArchiveError, IntegrityProblem
 from tenantmove.logs import get_logger
 from tenantmove.mover import restore_cycle_links, selections, suspend_cycle_links
-from tenantmove.parallel import copy_tenant_parallel, export_parallel, verify_tenant_parallel
-from tenantmove.plan_order import key_references
+from tenantmove.parallel import export_parallel, load_tenant, verify_tenant_parallel
 from tenantmove.smoke import post_migration_checks
 
 HEARTBEAT_SECONDS = 2.0
@@ -119,18 +118,12 @@ class DataActivities:
             deferred = await defer_for_load(dst, plan.schema, plan.load_order) \
                 if self.deps.settings.defer_target_constraints else []
             await db.settle(src)
-            loading = [name for name in plan.load_order if name not in done]
             # The indexes and keys of the tables loaded first are built while the largest ones still load.
-            async with beating(beat("importing; the indexes of loaded tables building")), put_back_as_loaded(
-                    dedicated, deferred, loading=loading, references=key_references(plan),
-                    connections=input.parallel_tables, on_item=put_back) as loaded:
-                def imported(result: CopyResult) -> None:
-                    table_done(result)
-                    loaded(result.table)
-
-                await copy_tenant_parallel(
-                    self.deps.shared_dsn, dedicated, plan, input.tenant_id, connections=input.parallel_tables,
-                    tables=loading, on_progress=progress, on_table=imported,
+            async with beating(beat("importing; the indexes of loaded tables building")):
+                await load_tenant(
+                    self.deps.shared_dsn, dedicated, plan, input.tenant_id, deferred,
+                    connections=input.parallel_tables, tables=[name for name in plan.load_order if name not in done],
+                    on_progress=progress, on_table=table_done, on_item=put_back,
                     max_rows_per_second=self.deps.settings.copy_max_rows_per_second)
             await restore_cycle_links(src, dst, plan)
 

@@ -11,10 +11,9 @@ import psycopg
 from psycopg import sql
 
 from tenantmove import db
-from tenantmove.deferred import defer_for_load, finish_load, put_back_as_loaded
-from tenantmove.parallel import copy_tenant_parallel, verify_tenant_parallel
+from tenantmove.deferred import defer_for_load, finish_load
+from tenantmove.parallel import load_tenant, verify_tenant_parallel
 from tenantmove.plan import Plan, plan_schema
-from tenantmove.plan_order import key_references
 from tenantmove.selection import tenant_selection
 from tenantmove.settings import Settings
 
@@ -161,10 +160,7 @@ async def engine_import(src_dsn: str, dst_dsn: str, plan: Plan, tenant: str, con
     started = time.perf_counter()
     async with db.connection(dst_dsn) as dst:
         deferred = await defer_for_load(dst, plan.schema, plan.load_order)
-    async with put_back_as_loaded(dst_dsn, deferred, loading=plan.load_order, references=key_references(plan),
-                                  connections=connections) as loaded:
-        results = await copy_tenant_parallel(src_dsn, dst_dsn, plan, tenant, connections=connections,
-                                             on_table=lambda result: loaded(result.table))
+    results = await load_tenant(src_dsn, dst_dsn, plan, tenant, deferred, connections=connections)
     await finish_load(dst_dsn, connections=connections)
     seconds = time.perf_counter() - started
     return Measurement("engine import", sum(r.rows for r in results), seconds,

@@ -151,7 +151,7 @@ class _TableFile:
                                   mtime=0)
         self.sha, self.size, self.rows = hashlib.sha256(), 0, 0
 
-    def write(self, block: bytes) -> None:
+    def write(self, block: bytes | bytearray) -> None:
         self.sha.update(block)
         self.size += len(block)
         # COPY text escapes newlines inside values as \n, so each raw newline ends exactly one row.
@@ -261,8 +261,8 @@ class ArchiveWriter:
                 async for chunk in copy:
                     if pending is not None:
                         await asyncio.shield(pending)
-                    # CopyOut hands over each chunk and starts a new one: the thread may keep it.
-                    pending = asyncio.ensure_future(asyncio.to_thread(sink.write, bytes(chunk)))
+                    # CopyOut hands over each chunk and starts a new one: the thread may keep it, uncopied.
+                    pending = asyncio.ensure_future(asyncio.to_thread(sink.write, chunk))
             rows = copy.rows or 0
             if pending is not None:
                 await asyncio.shield(pending)

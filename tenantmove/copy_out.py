@@ -78,12 +78,14 @@ class CopyOut:
     async def _chunks(self) -> AsyncIterator[bytearray]:
         pgconn, limit = self._pgconn, self._chunk_bytes
         buffer = bytearray()
+        messages = 0  # a local in the per-row loop; self.messages is set before each chunk is handed out
         while True:
             nbytes, data = pgconn.get_copy_data(1)  # 1: never block; -2 raises OperationalError
             if nbytes > 0:
                 buffer += data
-                self.messages += 1
+                messages += 1
                 if len(buffer) >= limit:
+                    self.messages = messages
                     yield buffer
                     buffer = bytearray()
             elif nbytes == 0:  # no complete row buffered: wait for the socket, then let libpq read it
@@ -91,6 +93,7 @@ class CopyOut:
                 pgconn.consume_input()
             else:
                 break
+        self.messages = messages
         # The count comes before the last chunk, so that a consumer can tell the last one (rows is set).
         self.rows = await self._finish()
         if buffer:

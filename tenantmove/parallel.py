@@ -13,6 +13,7 @@ from tenantmove.archive import ArchiveWriter
 from tenantmove.checksum import TableChecksum, table_checksum
 from tenantmove.concurrent import all_or_none, in_one_snapshot
 from tenantmove.copy import CopyResult, copy_rows
+from tenantmove.deferred import Deferred, put_back_as_loaded
 from tenantmove.mover import (
     TableProgress,
     matched_checksums,
@@ -21,7 +22,7 @@ from tenantmove.mover import (
     suspend_cycle_links,
 )
 from tenantmove.plan import Plan
-from tenantmove.plan_order import load_parents
+from tenantmove.plan_order import key_references, load_parents
 from tenantmove.rows import RowSelection
 from tenantmove.selection import tenant_selection
 from tenantmove.sequences import advance_sequences
@@ -93,6 +94,27 @@ async def copy_tenant_parallel(src_dsn: str, dst_dsn: str, plan: Plan, tenant: s
         await advance_sequences(dst, plan, wanted)
         await dst.commit()
     return [results[name] for name in wanted]
+
+
+async def load_tenant(src_dsn: str, dst_dsn: str, plan: Plan, tenant: str, deferred: list[Deferred], *,
+                      connections: int = DEFAULT_CONNECTIONS, tables: Iterable[str] | None = None,
+                      on_progress: TableProgress | None = None,
+                      on_table: Callable[[CopyResult], None] | None = None,
+                      on_item: Callable[[str], None] | None = None, max_rows_per_second: float = 0
+                      ) -> list[CopyResult]:
+    """copy_tenant_parallel with the `deferred` indexes and keys (defer_for_load's) put back as their tables
+    load, over as many more connections: what is left (nothing, unless a table failed) waits for finish_load."""
+    loading = [name for name in plan.load_order if tables is None or name in set(tables)]
+    async with put_back_as_loaded(dst_dsn, deferred, loading=loading, references=key_references(plan),
+                                  connections=connections, on_item=on_item) as loaded:
+        def imported(result: CopyResult) -> None:
+            if on_table is not None:
+                on_table(result)
+            loaded(result.table)
+
+        return await copy_tenant_parallel(src_dsn, dst_dsn, plan, tenant, connections=connections, tables=tables,
+                                          on_progress=on_progress, on_table=imported,
+                                          max_rows_per_second=max_rows_per_second)
 
 
 def largest_first(plan: Plan, tables: Iterable[str]) -> list[str]:
