@@ -155,8 +155,8 @@ def insert_per_row(src_dsn: str, dst_dsn: str, plan: Plan, tenant: str, limit: i
 
 # ---- the engine: the project's import and verify ---------------------------------------------------------
 async def engine_import(src_dsn: str, dst_dsn: str, plan: Plan, tenant: str, connections: int) -> Measurement:
-    """As the import activity does it: plain indexes and foreign keys deferred, tables in parallel, both put
-    back after."""
+    """As the import activity does it (load_tenant): plain indexes and foreign keys deferred, tables in
+    parallel, largest first, each table's put back as it loads, the rest after."""
     started = time.perf_counter()
     async with db.connection(dst_dsn) as dst:
         deferred = await defer_for_load(dst, plan.schema, plan.load_order)
